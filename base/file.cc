@@ -1,0 +1,76 @@
+#include "base/file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "absl/strings/str_cat.h"
+#include "base/fd.h"
+#include "base/status.h"
+
+namespace runvm {
+
+absl::StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes) {
+  ASSIGN_OR_RETURN(Fd fd, OpenFile(path, O_RDONLY));
+  std::string out;
+  char buf[16384];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("read " + path);
+    }
+    if (n == 0) break;
+    if (out.size() + static_cast<size_t>(n) > max_bytes) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(path, ": larger than the limit of ", max_bytes, " bytes"));
+    }
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+namespace {
+
+absl::Status WriteAll(int fd, absl::string_view data, const std::string& what) {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("write " + what);
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, int mode) {
+  std::string dir = ".";
+  if (auto slash = path.rfind('/'); slash != std::string::npos) {
+    dir = slash == 0 ? "/" : path.substr(0, slash);
+  }
+  std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
+  {
+    ASSIGN_OR_RETURN(Fd fd, OpenFile(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode));
+    absl::Status st = WriteAll(fd.get(), data, tmp);
+    if (st.ok() && ::fsync(fd.get()) != 0) st = ErrnoError("fsync " + tmp);
+    if (!st.ok()) {
+      ::unlink(tmp.c_str());
+      return st;
+    }
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    absl::Status st = ErrnoError(absl::StrCat("rename ", tmp, " to ", path));
+    ::unlink(tmp.c_str());
+    return st;
+  }
+  ASSIGN_OR_RETURN(Fd dfd, OpenFile(dir, O_RDONLY | O_DIRECTORY));
+  if (::fsync(dfd.get()) != 0) return ErrnoError("fsync " + dir);
+  return absl::OkStatus();
+}
+
+}  // namespace runvm

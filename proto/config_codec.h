@@ -1,0 +1,26 @@
+// Text forms of a Config: JSON (persisted state, `runvm env --json`) and TOML (`runvm env`).
+// Both are driven by the key table, so they always hold every key.
+#ifndef RUNVM_PROTO_CONFIG_CODEC_H_
+#define RUNVM_PROTO_CONFIG_CODEC_H_
+
+#include <string>
+#include "absl/strings/string_view.h"
+
+#include "absl/status/statusor.h"
+#include "proto/config.h"
+
+namespace runvm::config {
+
+// {"hypervisor":{"qemu":{...}},"agent":{"kata":{...}},"runtime":{...}}; indent < 0: one line.
+std::string ToJson(const Config& config, int indent = 2);
+
+// Strict inverse of ToJson: every key must have its kind; unknown keys are errors naming their
+// path. Missing keys keep their defaults.
+absl::StatusOr<Config> FromJson(absl::string_view text);
+
+// A configuration.toml holding every key (loads back to the same Config).
+std::string ToToml(const Config& config);
+
+}  // namespace runvm::config
+
+#endif  // RUNVM_PROTO_CONFIG_CODEC_H_

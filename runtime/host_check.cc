@@ -1,0 +1,138 @@
+#include "runtime/host_check.h"
+
+#include <unistd.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "base/fd.h"
+#include "base/process.h"
+#include "hypervisor/qemu/accel_probe.h"
+
+namespace runvm {
+namespace {
+
+// "QEMU emulator version 7.2.22 (Debian ...)" -> "7.2.22"; empty when QEMU does not answer.
+std::string QemuVersion(const std::string& qemu, std::string* error) {
+  absl::StatusOr<Pipe> pipe = MakePipe();
+  if (!pipe.ok()) {
+    *error = std::string(pipe.status().message());
+    return "";
+  }
+  SpawnOptions opts{.argv = {qemu, "-version"}};
+  opts.fds[1] = pipe->write.get();
+  absl::StatusOr<Child> child = Spawn(opts);
+  if (!child.ok()) {
+    *error = std::string(child.status().message());
+    return "";
+  }
+  pipe->write.reset();
+  std::string text;
+  char buf[512];
+  ssize_t n;
+  while ((n = ::read(pipe->read.get(), buf, sizeof buf)) > 0) text.append(buf, n);
+  absl::StatusOr<ExitStatus> exit = child->Wait(absl::Now() + absl::Seconds(10));
+  const std::string kPrefix = "QEMU emulator version ";
+  size_t at = text.find(kPrefix);
+  if (!exit.ok() || !exit->exited || exit->code != 0 || at == std::string::npos) {
+    *error = absl::StrCat(qemu, " -version did not report a QEMU version");
+    return "";
+  }
+  std::string version = text.substr(at + kPrefix.size());
+  return version.substr(0, version.find_first_of(" \n"));
+}
+
+std::string CgroupLayout(const std::string& root) {
+  if (::access((root + "/cgroup.controllers").c_str(), F_OK) == 0) return "v2 (unified)";
+  if (::access((root + "/unified/cgroup.controllers").c_str(), F_OK) == 0) return "v1 (hybrid)";
+  if (::access((root + "/memory").c_str(), F_OK) == 0) return "v1 (legacy)";
+  return "";
+}
+
+}  // namespace
+
+std::vector<CheckResult> CheckHost(const LoadedConfig& loaded, const HostPaths& paths) {
+  std::vector<CheckResult> out;
+  const config::QemuConfig& q = loaded.config.hypervisor;
+  out.push_back({CheckLevel::kInfo, "configuration",
+                 absl::StrCat(loaded.file, " (", loaded.via, ")")});
+
+  std::vector<std::string> file_problems = CheckConfigFiles(loaded);
+  for (const std::string& p : file_problems) out.push_back({CheckLevel::kFail, "files", p});
+
+  std::string error;
+  if (::access(q.path.c_str(), X_OK) == 0) {
+    std::string version = QemuVersion(q.path, &error);
+    if (version.empty()) {
+      out.push_back({CheckLevel::kFail, "qemu", error});
+    } else {
+      out.push_back({CheckLevel::kOk, "qemu", absl::StrCat(q.path, " (QEMU ", version, ")")});
+    }
+  }
+  for (auto [name, path] : {std::pair<const char*, const std::string*>{"kernel", &q.kernel},
+                            {"initrd", &q.initrd},
+                            {"image", &q.image}}) {
+    if (!path->empty() && ::access(path->c_str(), R_OK) == 0) {
+      out.push_back({CheckLevel::kOk, name, *path});
+    }
+  }
+  if (q.shared_fs == "virtio-fs" && ::access(q.virtio_fs_daemon.c_str(), X_OK) == 0) {
+    out.push_back({CheckLevel::kOk, "virtiofsd", q.virtio_fs_daemon});
+  }
+
+  if (q.accelerator == "tcg") {
+    out.push_back({CheckLevel::kOk, "accelerator", "TCG (configured: accelerator = \"tcg\")"});
+  } else {
+    qemu::AccelProbe probe =
+        qemu::ProbeKvm({.qemu = q.path, .kernel = q.kernel, .kvm_device = paths.kvm});
+    if (probe.kvm_usable) {
+      out.push_back({CheckLevel::kOk, "accelerator", absl::StrCat("KVM: ", probe.reason)});
+    } else if (q.accelerator == "kvm") {
+      out.push_back({CheckLevel::kFail, "accelerator",
+                     absl::StrCat("accelerator = \"kvm\" but KVM is unusable: ", probe.reason)});
+    } else {
+      out.push_back({CheckLevel::kOk, "accelerator",
+                     absl::StrCat("TCG selected: KVM is unusable: ", probe.reason)});
+    }
+  }
+
+  bool vsock = ::access(paths.vhost_vsock.c_str(), F_OK) == 0;
+  if (q.use_vsock && !vsock) {
+    out.push_back({CheckLevel::kFail, "vhost-vsock",
+                   absl::StrCat(paths.vhost_vsock, " is absent but use_vsock = true")});
+  } else {
+    out.push_back({CheckLevel::kInfo, "vhost-vsock",
+                   vsock ? absl::StrCat(paths.vhost_vsock, " present")
+                         : absl::StrCat(paths.vhost_vsock,
+                                        " absent: the agent channel is virtio-serial")});
+  }
+  bool vhost_net = ::access(paths.vhost_net.c_str(), F_OK) == 0;
+  out.push_back({CheckLevel::kInfo, "vhost-net",
+                 vhost_net ? absl::StrCat(paths.vhost_net, " present")
+                           : absl::StrCat(paths.vhost_net,
+                                          " absent: network devices run without vhost")});
+
+  std::string layout = CgroupLayout(paths.cgroup_root);
+  if (layout.empty()) {
+    out.push_back({CheckLevel::kFail, "cgroups",
+                   absl::StrCat("no cgroup hierarchy found at ", paths.cgroup_root)});
+  } else {
+    out.push_back({CheckLevel::kOk, "cgroups", absl::StrCat(layout, " at ", paths.cgroup_root)});
+  }
+  return out;
+}
+
+bool RenderCheck(const std::vector<CheckResult>& results, std::string* out) {
+  bool pass = true;
+  for (const CheckResult& r : results) {
+    const char* tag = r.level == CheckLevel::kOk ? "ok  " : r.level == CheckLevel::kInfo ? "info"
+                                                                                         : "FAIL";
+    pass &= r.level != CheckLevel::kFail;
+    absl::StrAppend(out, tag, "  ", r.name, ": ", r.detail, "\n");
+  }
+  absl::StrAppend(out, pass ? "This host can run runvm sandboxes.\n"
+                            : "This host cannot run runvm sandboxes; see the FAIL lines.\n");
+  return pass;
+}
+
+}  // namespace runvm

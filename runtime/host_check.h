@@ -1,0 +1,37 @@
+// `runvm check`: can this host create sandboxes, and if not, why not.
+//
+// Each check yields one line: ok (needed and present), info (reported, not needed), or fail
+// (a sandbox cannot be created). The host passes when no check fails.
+#ifndef RUNVM_RUNTIME_HOST_CHECK_H_
+#define RUNVM_RUNTIME_HOST_CHECK_H_
+
+#include <string>
+#include <vector>
+
+#include "runtime/config_loader.h"
+
+namespace runvm {
+
+enum class CheckLevel { kOk, kInfo, kFail };
+
+struct CheckResult {
+  CheckLevel level;
+  std::string name;    // "qemu", "kernel", "accelerator", ...
+  std::string detail;  // one sentence
+};
+
+struct HostPaths {
+  std::string kvm = "/dev/kvm";
+  std::string vhost_vsock = "/dev/vhost-vsock";
+  std::string vhost_net = "/dev/vhost-net";
+  std::string cgroup_root = "/sys/fs/cgroup";
+};
+
+std::vector<CheckResult> CheckHost(const LoadedConfig& loaded, const HostPaths& paths = {});
+
+// "ok    qemu: ..." lines; true when nothing failed.
+bool RenderCheck(const std::vector<CheckResult>& results, std::string* out);
+
+}  // namespace runvm
+
+#endif  // RUNVM_RUNTIME_HOST_CHECK_H_

@@ -1,0 +1,42 @@
+#include "base/file.h"
+
+#include <sys/stat.h>
+
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
+
+namespace runvm {
+namespace {
+
+using ::runvm::testing::IsOk;
+using ::runvm::testing::StatusIs;
+using ::runvm::testing::TempDir;
+using ::testing::HasSubstr;
+
+TEST(ReadFile, ReadsWholeFileAndEnforcesTheLimit) {
+  TempDir dir;
+  std::string path = dir.Write("f", std::string(100, 'a'));
+  ASSERT_OK_AND_ASSIGN(std::string text, ReadFile(path));
+  EXPECT_EQ(text, std::string(100, 'a'));
+  EXPECT_THAT(ReadFile(path, 10), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr(path)));
+  EXPECT_THAT(ReadFile(dir.path() + "/missing"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("missing")));
+}
+
+TEST(WriteFileAtomic, ReplacesContentAndLeavesNoTemporary) {
+  TempDir dir;
+  std::string path = dir.path() + "/record.json";
+  ASSERT_THAT(WriteFileAtomic(path, "one"), IsOk());
+  ASSERT_THAT(WriteFileAtomic(path, "two", 0600), IsOk());
+  ASSERT_OK_AND_ASSIGN(std::string text, ReadFile(path));
+  EXPECT_EQ(text, "two");
+  struct stat st;
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_THAT(WriteFileAtomic(dir.path() + "/no/such/dir/f", "x"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("no/such/dir")));
+}
+
+}  // namespace
+}  // namespace runvm
