@@ -47,7 +47,8 @@ std::vector<Issue> Config::Validate() const {
     add("virtio_fs_daemon", "shared_fs = \"virtio-fs\" needs virtio_fs_daemon");
   }
   if (q.enable_vhost_user_store && !q.enable_hugepages) {
-    add("enable_vhost_user_store", "needs enable_hugepages = true (vhost-user shares guest memory)");
+    add("enable_vhost_user_store",
+        "needs enable_hugepages = true (vhost-user shares guest memory)");
   }
   if (q.pcie_root_port > 0 && q.machine_type != "q35") {
     add("pcie_root_port",
@@ -76,8 +77,7 @@ std::vector<Issue> Config::ApplyClamps(const HostFacts& host) {
     set("default_vcpus", q.default_vcpus, kMaxVcpus, "QEMU's limit");
   }
   if (q.default_maxvcpus == 0) {
-    set("default_maxvcpus", q.default_maxvcpus, std::min(cpus, kMaxVcpus),
-        "0 means all host CPUs");
+    set("default_maxvcpus", q.default_maxvcpus, std::min(cpus, kMaxVcpus), "0 means all host CPUs");
   } else if (q.default_maxvcpus > cpus) {
     set("default_maxvcpus", q.default_maxvcpus, std::min(cpus, kMaxVcpus),
         "the host has fewer CPUs");

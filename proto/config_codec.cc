@@ -22,8 +22,8 @@ ordered_json ValueToJson(const ConfigValue& v) {
 
 absl::StatusOr<ConfigValue> ValueFromJson(const KeyInfo& key, const nlohmann::json& j) {
   auto bad = [&] {
-    return absl::InvalidArgumentError(absl::StrCat(key.Path(), ": expected ", KindName(key.kind),
-                                                   ", got ", j.dump()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(key.Path(), ": expected ", KindName(key.kind), ", got ", j.dump()));
   };
   switch (key.kind) {
     case ValueKind::kBool:

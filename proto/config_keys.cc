@@ -39,8 +39,15 @@ struct Opts {
 template <auto Section, auto Member>
 KeyInfo Make(absl::string_view table, absl::string_view name, Opts o = {}) {
   using T = std::remove_cvref_t<decltype(std::declval<Config&>().*Section.*Member)>;
-  return KeyInfo{table,  name,  KindOf<T>(),      o.min,         o.max,
-                 o.allowed, o.path_globs_key, o.annotatable, &Get<Section, Member>,
+  return KeyInfo{table,
+                 name,
+                 KindOf<T>(),
+                 o.min,
+                 o.max,
+                 o.allowed,
+                 o.path_globs_key,
+                 o.annotatable,
+                 &Get<Section, Member>,
                  &Set<Section, Member>};
 }
 

@@ -34,8 +34,8 @@ TEST(ConfigJson, HoldsEveryKeyAndRoundTrips) {
 }
 
 TEST(ConfigJson, StrictDecoding) {
-  EXPECT_THAT(FromJson("{"), StatusIs(absl::StatusCode::kInvalidArgument,
-                                      "configuration: invalid JSON"));
+  EXPECT_THAT(FromJson("{"),
+              StatusIs(absl::StatusCode::kInvalidArgument, "configuration: invalid JSON"));
   EXPECT_THAT(FromJson(R"({"hypervisor":{"qemu":{"bogus":1}}})"),
               StatusIs(absl::StatusCode::kInvalidArgument, "hypervisor.qemu.bogus: unknown key"));
   EXPECT_THAT(FromJson(R"({"hypervisor":{"qemu":{"default_memory":"1"}}})"),

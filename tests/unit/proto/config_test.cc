@@ -86,20 +86,58 @@ TEST(ConfigKeys, EveryKeyHasItsDocumentedDefault) {
 
 TEST(ConfigKeys, TheIssueListsEveryQemuKey) {
   // The keys issue #2 requires, plus runvm's accelerator.
-  const char* required[] = {
-      "path", "kernel", "initrd", "image", "machine_type", "enable_annotations",
-      "valid_hypervisor_paths", "kernel_params", "firmware", "machine_accelerators",
-      "cpu_features", "default_vcpus", "default_maxvcpus", "default_bridges", "default_memory",
-      "memory_slots", "memory_offset", "enable_virtio_mem", "disable_block_device_use",
-      "shared_fs", "virtio_fs_daemon", "valid_virtio_fs_daemon_paths", "virtio_fs_cache_size",
-      "virtio_fs_extra_args", "virtio_fs_cache", "block_device_driver", "block_device_cache_set",
-      "block_device_cache_direct", "block_device_cache_noflush", "enable_iothreads",
-      "enable_mem_prealloc", "enable_hugepages", "enable_vhost_user_store",
-      "vhost_user_store_path", "valid_vhost_user_store_paths", "enable_iommu",
-      "enable_iommu_platform", "file_mem_backend", "valid_file_mem_backends", "pflashes",
-      "enable_swap", "enable_debug", "disable_nesting_checks", "msize_9p", "use_vsock",
-      "disable_image_nvdimm", "hotplug_vfio_on_root_bus", "pcie_root_port", "disable_vhost_net",
-      "entropy_source", "guest_hook_path", "accelerator"};
+  const char* required[] = {"path",
+                            "kernel",
+                            "initrd",
+                            "image",
+                            "machine_type",
+                            "enable_annotations",
+                            "valid_hypervisor_paths",
+                            "kernel_params",
+                            "firmware",
+                            "machine_accelerators",
+                            "cpu_features",
+                            "default_vcpus",
+                            "default_maxvcpus",
+                            "default_bridges",
+                            "default_memory",
+                            "memory_slots",
+                            "memory_offset",
+                            "enable_virtio_mem",
+                            "disable_block_device_use",
+                            "shared_fs",
+                            "virtio_fs_daemon",
+                            "valid_virtio_fs_daemon_paths",
+                            "virtio_fs_cache_size",
+                            "virtio_fs_extra_args",
+                            "virtio_fs_cache",
+                            "block_device_driver",
+                            "block_device_cache_set",
+                            "block_device_cache_direct",
+                            "block_device_cache_noflush",
+                            "enable_iothreads",
+                            "enable_mem_prealloc",
+                            "enable_hugepages",
+                            "enable_vhost_user_store",
+                            "vhost_user_store_path",
+                            "valid_vhost_user_store_paths",
+                            "enable_iommu",
+                            "enable_iommu_platform",
+                            "file_mem_backend",
+                            "valid_file_mem_backends",
+                            "pflashes",
+                            "enable_swap",
+                            "enable_debug",
+                            "disable_nesting_checks",
+                            "msize_9p",
+                            "use_vsock",
+                            "disable_image_nvdimm",
+                            "hotplug_vfio_on_root_bus",
+                            "pcie_root_port",
+                            "disable_vhost_net",
+                            "entropy_source",
+                            "guest_hook_path",
+                            "accelerator"};
   for (const char* k : required) EXPECT_NE(FindKey("hypervisor.qemu", k), nullptr) << k;
   EXPECT_EQ(FindKey("hypervisor.qemu", "no_such_key"), nullptr);
 }
@@ -144,15 +182,20 @@ TEST_P(ValidateTest, ReportsTheRule) {
 INSTANTIATE_TEST_SUITE_P(
     Rules, ValidateTest,
     ::testing::Values(
-        ValidateCase{"InitrdAndImage", [](Config& c) { c.hypervisor.image = "/img"; },
+        ValidateCase{"InitrdAndImage",
+                     [](Config& c) { c.hypervisor.image = "/img"; },
                      {"hypervisor.qemu.image", "initrd and image are both set; set only one"}},
-        ValidateCase{"NeitherInitrdNorImage", [](Config& c) { c.hypervisor.initrd = ""; },
+        ValidateCase{"NeitherInitrdNorImage",
+                     [](Config& c) { c.hypervisor.initrd = ""; },
                      {"hypervisor.qemu.initrd", "one of initrd or image must be set"}},
-        ValidateCase{"NoKernel", [](Config& c) { c.hypervisor.kernel = ""; },
+        ValidateCase{"NoKernel",
+                     [](Config& c) { c.hypervisor.kernel = ""; },
                      {"hypervisor.qemu.kernel", "must name the guest kernel"}},
-        ValidateCase{"NoPath", [](Config& c) { c.hypervisor.path = ""; },
+        ValidateCase{"NoPath",
+                     [](Config& c) { c.hypervisor.path = ""; },
                      {"hypervisor.qemu.path", "must name the QEMU binary"}},
-        ValidateCase{"RelativeKernel", [](Config& c) { c.hypervisor.kernel = "vmlinuz"; },
+        ValidateCase{"RelativeKernel",
+                     [](Config& c) { c.hypervisor.kernel = "vmlinuz"; },
                      {"hypervisor.qemu.kernel", "\"vmlinuz\" is not an absolute path"}},
         ValidateCase{"VirtioFsWithoutDaemon",
                      [](Config& c) { c.hypervisor.virtio_fs_daemon = ""; },
@@ -184,7 +227,7 @@ TEST(Validate, NinePWithoutDaemonIsFine) {
 struct ClampCase {
   const char* name;
   int64_t host_cpus;
-  int64_t vcpus, maxvcpus, bridges, slots;          // input
+  int64_t vcpus, maxvcpus, bridges, slots;  // input
   int64_t want_vcpus, want_max, want_bridges, want_slots;
 };
 
@@ -231,8 +274,8 @@ TEST(Clamp, NoticeSaysWhatChangedAndWhy) {
   c.hypervisor.default_bridges = 9;
   std::vector<Issue> n = c.ApplyClamps({.cpus = 2});
   ASSERT_EQ(n.size(), 2u);  // default_maxvcpus 0 -> 2, default_bridges 9 -> 5
-  EXPECT_EQ(n[0], (Issue{"hypervisor.qemu.default_maxvcpus",
-                         "0 changed to 2 (0 means all host CPUs)"}));
+  EXPECT_EQ(n[0],
+            (Issue{"hypervisor.qemu.default_maxvcpus", "0 changed to 2 (0 means all host CPUs)"}));
   EXPECT_EQ(n[1], (Issue{"hypervisor.qemu.default_bridges", "9 changed to 5 (at most 5 bridges)"}));
 }
 
