@@ -24,8 +24,8 @@ std::string JsonList(const std::vector<std::string>& list) { return nlohmann::js
 
 absl::StatusOr<ConfigValue> ParseValue(const KeyInfo& key, const std::string& text) {
   auto bad = [&] {
-    return absl::InvalidArgumentError(absl::StrCat("expected ", config::KindName(key.kind),
-                                                   ", got \"", text, "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected ", config::KindName(key.kind), ", got \"", text, "\""));
   };
   switch (key.kind) {
     case ValueKind::kBool:
@@ -135,9 +135,8 @@ absl::Status CheckAnnotationRules(const std::vector<std::string>& rules) {
     try {
       std::regex re(rules[i], std::regex::ECMAScript);
     } catch (const std::regex_error& e) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("rule ", i, " \"", rules[i], "\" is not a valid regular expression: ",
-                       e.what()));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "rule ", i, " \"", rules[i], "\" is not a valid regular expression: ", e.what()));
     }
   }
   return absl::OkStatus();

@@ -71,8 +71,8 @@ int RunCheck(const GlobalFlags& g, bool verbose) {
   if (!pass) {
     std::string reasons;
     for (const CheckResult& r : results) {
-      if (r.level == CheckLevel::kFail) absl::StrAppend(&reasons, reasons.empty() ? "" : "; ",
-                                                        r.name, ": ", r.detail);
+      if (r.level == CheckLevel::kFail)
+        absl::StrAppend(&reasons, reasons.empty() ? "" : "; ", r.name, ": ", r.detail);
     }
     return Fail(absl::StrCat("host check failed: ", reasons));
   }
@@ -86,8 +86,7 @@ int RunCli(int argc, char** argv) {
                "runvm"};
   app.require_subcommand(1);
   GlobalFlags g;
-  app.add_option("--root", g.root, "root directory for container state")
-      ->capture_default_str();
+  app.add_option("--root", g.root, "root directory for container state")->capture_default_str();
   app.add_option("--log", g.log, "append log messages to this file (default: stderr)");
   app.add_option("--log-format", g.log_format, "log format: text or json")
       ->check(CLI::IsMember({"text", "json"}))

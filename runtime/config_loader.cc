@@ -5,10 +5,10 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <tuple>
 #include <cstring>
 #include <set>
 #include <string_view>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -29,34 +29,64 @@ using config::ValueKind;
 const std::set<std::string, std::less<>>& KataOnlyKeys() {
   static const std::set<std::string, std::less<>> keys = {
       // hypervisor.qemu
-      "hypervisor.qemu.rootfs_type", "hypervisor.qemu.confidential_guest",
-      "hypervisor.qemu.sev_snp_guest", "hypervisor.qemu.snp_id_block",
-      "hypervisor.qemu.snp_id_auth", "hypervisor.qemu.snp_guest_policy",
-      "hypervisor.qemu.snp_certs_path", "hypervisor.qemu.firmware_volume",
-      "hypervisor.qemu.seccompsandbox", "hypervisor.qemu.default_maxmemory",
-      "hypervisor.qemu.virtio_fs_queue_size", "hypervisor.qemu.block_device_aio",
-      "hypervisor.qemu.indep_iothreads", "hypervisor.qemu.reclaim_guest_freed_memory",
-      "hypervisor.qemu.vhost_user_reconnect_timeout_sec", "hypervisor.qemu.valid_entropy_sources",
-      "hypervisor.qemu.extra_monitor_socket", "hypervisor.qemu.hot_plug_vfio",
-      "hypervisor.qemu.cold_plug_vfio", "hypervisor.qemu.pcie_switch_port",
-      "hypervisor.qemu.rx_rate_limiter_max_rate", "hypervisor.qemu.tx_rate_limiter_max_rate",
-      "hypervisor.qemu.guest_memory_dump_path", "hypervisor.qemu.guest_memory_dump_paging",
-      "hypervisor.qemu.enable_guest_swap", "hypervisor.qemu.use_legacy_serial",
-      "hypervisor.qemu.disable_selinux", "hypervisor.qemu.disable_guest_selinux",
-      "hypervisor.qemu.kernel_verity_params", "hypervisor.qemu.valid_kernel_params",
-      "hypervisor.qemu.enable_vcpus_pinning", "hypervisor.qemu.numa_mapping",
-      "hypervisor.qemu.jailer_path", "hypervisor.qemu.valid_jailer_paths",
+      "hypervisor.qemu.rootfs_type",
+      "hypervisor.qemu.confidential_guest",
+      "hypervisor.qemu.sev_snp_guest",
+      "hypervisor.qemu.snp_id_block",
+      "hypervisor.qemu.snp_id_auth",
+      "hypervisor.qemu.snp_guest_policy",
+      "hypervisor.qemu.snp_certs_path",
+      "hypervisor.qemu.firmware_volume",
+      "hypervisor.qemu.seccompsandbox",
+      "hypervisor.qemu.default_maxmemory",
+      "hypervisor.qemu.virtio_fs_queue_size",
+      "hypervisor.qemu.block_device_aio",
+      "hypervisor.qemu.indep_iothreads",
+      "hypervisor.qemu.reclaim_guest_freed_memory",
+      "hypervisor.qemu.vhost_user_reconnect_timeout_sec",
+      "hypervisor.qemu.valid_entropy_sources",
+      "hypervisor.qemu.extra_monitor_socket",
+      "hypervisor.qemu.hot_plug_vfio",
+      "hypervisor.qemu.cold_plug_vfio",
+      "hypervisor.qemu.pcie_switch_port",
+      "hypervisor.qemu.rx_rate_limiter_max_rate",
+      "hypervisor.qemu.tx_rate_limiter_max_rate",
+      "hypervisor.qemu.guest_memory_dump_path",
+      "hypervisor.qemu.guest_memory_dump_paging",
+      "hypervisor.qemu.enable_guest_swap",
+      "hypervisor.qemu.use_legacy_serial",
+      "hypervisor.qemu.disable_selinux",
+      "hypervisor.qemu.disable_guest_selinux",
+      "hypervisor.qemu.kernel_verity_params",
+      "hypervisor.qemu.valid_kernel_params",
+      "hypervisor.qemu.enable_vcpus_pinning",
+      "hypervisor.qemu.numa_mapping",
+      "hypervisor.qemu.jailer_path",
+      "hypervisor.qemu.valid_jailer_paths",
       // agent.kata
-      "agent.kata.enable_tracing", "agent.kata.debug_console_enabled",
-      "agent.kata.container_pipe_size", "agent.kata.cdh_api_timeout", "agent.kata.mem_agent",
+      "agent.kata.enable_tracing",
+      "agent.kata.debug_console_enabled",
+      "agent.kata.container_pipe_size",
+      "agent.kata.cdh_api_timeout",
+      "agent.kata.mem_agent",
       // runtime
-      "runtime.enable_tracing", "runtime.jaeger_endpoint", "runtime.jaeger_user",
-      "runtime.jaeger_password", "runtime.vfio_mode", "runtime.disable_guest_empty_dir",
-      "runtime.enable_pprof", "runtime.static_sandbox_resource_mgmt",
-      "runtime.sandbox_bind_mounts", "runtime.enable_vcpus_pinning", "runtime.dan_conf",
-      "runtime.create_container_timeout", "runtime.guest_selinux_label",
-      "runtime.enable_cpu_memory_hotplug", "runtime.pod_resource_api_sock",
-      "runtime.enable_compat_oci_hooks", "runtime.use_sandbox_cgroup",
+      "runtime.enable_tracing",
+      "runtime.jaeger_endpoint",
+      "runtime.jaeger_user",
+      "runtime.jaeger_password",
+      "runtime.vfio_mode",
+      "runtime.disable_guest_empty_dir",
+      "runtime.enable_pprof",
+      "runtime.static_sandbox_resource_mgmt",
+      "runtime.sandbox_bind_mounts",
+      "runtime.enable_vcpus_pinning",
+      "runtime.dan_conf",
+      "runtime.create_container_timeout",
+      "runtime.guest_selinux_label",
+      "runtime.enable_cpu_memory_hotplug",
+      "runtime.pod_resource_api_sock",
+      "runtime.enable_compat_oci_hooks",
+      "runtime.use_sandbox_cgroup",
   };
   return keys;
 }
@@ -64,10 +94,17 @@ const std::set<std::string, std::less<>>& KataOnlyKeys() {
 // Kata tables for other hypervisors and components runvm does not have.
 const std::set<std::string, std::less<>>& KataOnlyTables() {
   static const std::set<std::string, std::less<>> tables = {
-      "hypervisor.firecracker", "hypervisor.clh",    "hypervisor.dragonball",
-      "hypervisor.acrn",        "hypervisor.stratovirt", "hypervisor.remote",
-      "factory",                "image",             "netmon",
-      "proxy.kata",             "shim.kata",
+      "hypervisor.firecracker",
+      "hypervisor.clh",
+      "hypervisor.dragonball",
+      "hypervisor.acrn",
+      "hypervisor.stratovirt",
+      "hypervisor.remote",
+      "factory",
+      "image",
+      "netmon",
+      "proxy.kata",
+      "shim.kata",
   };
   return tables;
 }
@@ -290,8 +327,7 @@ absl::StatusOr<LoadedConfig> ParseConfig(absl::string_view text, const std::stri
   for (const config::Issue& issue : out.config.Validate()) {
     errors.push_back(out.Describe(issue.key, issue.message));
   }
-  if (absl::Status st = CheckAnnotationRules(out.config.hypervisor.enable_annotations);
-      !st.ok()) {
+  if (absl::Status st = CheckAnnotationRules(out.config.hypervisor.enable_annotations); !st.ok()) {
     errors.push_back(out.Describe("hypervisor.qemu.enable_annotations", st.message()));
   }
   if (!errors.empty()) return ErrorsToStatus(errors);
@@ -338,9 +374,9 @@ std::vector<std::string> CheckConfigFiles(const LoadedConfig& loaded) {
   auto check = [&](absl::string_view name, const std::string& path, int mode, const char* what) {
     if (path.empty()) return;
     if (::access(path.c_str(), mode) != 0) {
-      problems.push_back(
-          loaded.Describe(absl::StrCat("hypervisor.qemu.", name),
-                          absl::StrCat("\"", path, "\" is not ", what, ": ", std::strerror(errno))));
+      problems.push_back(loaded.Describe(
+          absl::StrCat("hypervisor.qemu.", name),
+          absl::StrCat("\"", path, "\" is not ", what, ": ", std::strerror(errno))));
     }
   };
   check("path", q.path, X_OK, "executable");

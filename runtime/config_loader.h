@@ -12,8 +12,8 @@
 
 #include <map>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
 #include "proto/config.h"
@@ -42,12 +42,11 @@ struct LoadedConfig {
 absl::StatusOr<LoadedConfig> ParseConfig(absl::string_view text, const std::string& file,
                                          const config::HostFacts& host);
 
-absl::StatusOr<LoadedConfig> LoadConfigFile(const std::string& path,
-                                            const config::HostFacts& host);
+absl::StatusOr<LoadedConfig> LoadConfigFile(const std::string& path, const config::HostFacts& host);
 
 struct ConfigLookup {
-  std::string flag;                                    // --config
-  std::string env;                                     // $RUNVM_CONFIG
+  std::string flag;  // --config
+  std::string env;   // $RUNVM_CONFIG
   std::string system_path = "/etc/runvm/configuration.toml";
 };
 

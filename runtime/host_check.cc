@@ -54,8 +54,8 @@ std::string CgroupLayout(const std::string& root) {
 std::vector<CheckResult> CheckHost(const LoadedConfig& loaded, const HostPaths& paths) {
   std::vector<CheckResult> out;
   const config::QemuConfig& q = loaded.config.hypervisor;
-  out.push_back({CheckLevel::kInfo, "configuration",
-                 absl::StrCat(loaded.file, " (", loaded.via, ")")});
+  out.push_back(
+      {CheckLevel::kInfo, "configuration", absl::StrCat(loaded.file, " (", loaded.via, ")")});
 
   std::vector<std::string> file_problems = CheckConfigFiles(loaded);
   for (const std::string& p : file_problems) out.push_back({CheckLevel::kFail, "files", p});
@@ -101,16 +101,16 @@ std::vector<CheckResult> CheckHost(const LoadedConfig& loaded, const HostPaths& 
     out.push_back({CheckLevel::kFail, "vhost-vsock",
                    absl::StrCat(paths.vhost_vsock, " is absent but use_vsock = true")});
   } else {
-    out.push_back({CheckLevel::kInfo, "vhost-vsock",
-                   vsock ? absl::StrCat(paths.vhost_vsock, " present")
-                         : absl::StrCat(paths.vhost_vsock,
-                                        " absent: the agent channel is virtio-serial")});
+    out.push_back(
+        {CheckLevel::kInfo, "vhost-vsock",
+         vsock ? absl::StrCat(paths.vhost_vsock, " present")
+               : absl::StrCat(paths.vhost_vsock, " absent: the agent channel is virtio-serial")});
   }
   bool vhost_net = ::access(paths.vhost_net.c_str(), F_OK) == 0;
-  out.push_back({CheckLevel::kInfo, "vhost-net",
-                 vhost_net ? absl::StrCat(paths.vhost_net, " present")
-                           : absl::StrCat(paths.vhost_net,
-                                          " absent: network devices run without vhost")});
+  out.push_back(
+      {CheckLevel::kInfo, "vhost-net",
+       vhost_net ? absl::StrCat(paths.vhost_net, " present")
+                 : absl::StrCat(paths.vhost_net, " absent: network devices run without vhost")});
 
   std::string layout = CgroupLayout(paths.cgroup_root);
   if (layout.empty()) {
@@ -125,8 +125,9 @@ std::vector<CheckResult> CheckHost(const LoadedConfig& loaded, const HostPaths& 
 bool RenderCheck(const std::vector<CheckResult>& results, std::string* out) {
   bool pass = true;
   for (const CheckResult& r : results) {
-    const char* tag = r.level == CheckLevel::kOk ? "ok  " : r.level == CheckLevel::kInfo ? "info"
-                                                                                         : "FAIL";
+    const char* tag = r.level == CheckLevel::kOk     ? "ok  "
+                      : r.level == CheckLevel::kInfo ? "info"
+                                                     : "FAIL";
     pass &= r.level != CheckLevel::kFail;
     absl::StrAppend(out, tag, "  ", r.name, ": ", r.detail, "\n");
   }

@@ -47,10 +47,25 @@ std::string ReadUntil(int fd, absl::string_view marker, absl::Time deadline, boo
 }  // namespace
 
 std::vector<std::string> ProbeArgv(const AccelProbeInput& in) {
-  return {in.qemu,        "-machine",   "q35,accel=kvm",   "-cpu",   "host",
-          "-m",           "256",        "-smp",            "1",      "-no-user-config",
-          "-nodefaults",  "-display",    "none",            "-serial", "stdio",
-          "-no-reboot",   "-kernel",    in.kernel,         "-append",
+  return {in.qemu,
+          "-machine",
+          "q35,accel=kvm",
+          "-cpu",
+          "host",
+          "-m",
+          "256",
+          "-smp",
+          "1",
+          "-no-user-config",
+          "-nodefaults",
+          "-display",
+          "none",
+          "-serial",
+          "stdio",
+          "-no-reboot",
+          "-kernel",
+          in.kernel,
+          "-append",
           "console=ttyS0 earlyprintk=ttyS0 panic=-1 quiet loglevel=0"};
 }
 
@@ -73,8 +88,8 @@ AccelProbe ProbeKvm(const AccelProbeInput& in) {
   }
   kvm->reset();
   if (::access(in.kernel.c_str(), R_OK) != 0) {
-    return finish(false, absl::StrCat("kernel ", in.kernel, " is not readable: ",
-                                      std::strerror(errno)));
+    return finish(false,
+                  absl::StrCat("kernel ", in.kernel, " is not readable: ", std::strerror(errno)));
   }
 
   absl::StatusOr<Pipe> pipe = MakePipe();
@@ -92,8 +107,10 @@ AccelProbe ProbeKvm(const AccelProbeInput& in) {
     return finish(true, absl::StrCat("a guest kernel printed its banner under KVM in ",
                                      absl::FormatDuration(absl::Now() - start)));
   }
-  // Child's destructor kills and reaps QEMU when it is still running.
-  absl::StatusOr<ExitStatus> exit = child->Wait(absl::Now());
+  // EOF means QEMU closed its output, normally by exiting: give it a moment to become
+  // reapable. At the deadline it is still running, and Child's destructor kills and reaps it.
+  bool eof = absl::Now() < start + in.timeout;
+  absl::StatusOr<ExitStatus> exit = child->Wait(eof ? absl::Now() + absl::Seconds(2) : absl::Now());
   if (exit.ok()) {
     size_t nl = seen.find_last_not_of("\r\n");
     std::string tail = nl == std::string::npos ? "" : seen.substr(0, nl + 1);

@@ -68,9 +68,9 @@ class CliTest : public ::testing::Test {
   std::string GoodConfig(const std::string& extra = "") {
     EXPECT_EQ(::access(GuestFile("vmlinuz").c_str(), R_OK), 0)
         << "the guest kernel is missing: run scripts/setup.sh (it builds the guest)";
-    return dir_.Write("good.toml", absl::StrCat("[hypervisor.qemu]\nkernel = \"",
-                                                GuestFile("vmlinuz"), "\"\ninitrd = \"",
-                                                GuestFile("initrd.img"), "\"\n", extra));
+    return dir_.Write("good.toml",
+                      absl::StrCat("[hypervisor.qemu]\nkernel = \"", GuestFile("vmlinuz"),
+                                   "\"\ninitrd = \"", GuestFile("initrd.img"), "\"\n", extra));
   }
   TempDir dir_;
 };
@@ -137,9 +137,9 @@ TEST_F(CliTest, CheckWithForcedTcgSkipsTheProbe) {
 }
 
 TEST_F(CliTest, CheckFailsWithEveryReason) {
-  std::string cfg = dir_.Write(
-      "bad.toml", "[hypervisor.qemu]\nkernel = \"/nonexistent/vmlinuz\"\n"
-                  "virtio_fs_daemon = \"/nonexistent/virtiofsd\"\nuse_vsock = true\n");
+  std::string cfg = dir_.Write("bad.toml",
+                               "[hypervisor.qemu]\nkernel = \"/nonexistent/vmlinuz\"\n"
+                               "virtio_fs_daemon = \"/nonexistent/virtiofsd\"\nuse_vsock = true\n");
   Result r = Runvm({"--config", cfg, "check"}, {});
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.out, HasSubstr("FAIL  files: " + cfg +
@@ -156,11 +156,9 @@ TEST_F(CliTest, CheckFailsWithEveryReason) {
 TEST_F(CliTest, ConfigErrorIsTheLastJsonLogLineAndOnStderr) {
   std::string cfg = dir_.Write("bad.toml", "[hypervisor.qemu]\ndefault_memory = -1\n");
   std::string log = dir_.path() + "/runvm.log";
-  {
-    std::ofstream(log) << "{\"level\":\"info\",\"msg\":\"earlier\",\"time\":\"x\"}\n";
-  }
+  { std::ofstream(log) << "{\"level\":\"info\",\"msg\":\"earlier\",\"time\":\"x\"}\n"; }
   Result r = Runvm({"--root", dir_.path() + "/root", "--log", log, "--log-format", "json",
-                 "--config", cfg, "env"});
+                    "--config", cfg, "env"});
   EXPECT_EQ(r.code, 1);
   std::string expected = cfg +
                          ":2:18: hypervisor.qemu.default_memory: -1 is out of range; allowed: 1 "

@@ -101,18 +101,18 @@ TEST(Annotations, GlobEdgeCases) {
   EXPECT_THAT(Apply(c, {{A("kernel"), "/opt/kernels/sub/vmlinuz"}}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("matches no glob")));
   // ".." could climb out of a glob's directory.
-  EXPECT_THAT(Apply(c, {{A("kernel"), "/opt/kernels/../../etc/shadow"}}),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("is not absolute and normalised")));
-  EXPECT_THAT(Apply(c, {{A("kernel"), "/opt/kernels/.."}}),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("is not absolute and normalised")));
-  EXPECT_THAT(Apply(c, {{A("kernel"), "/opt//kernels/vmlinuz"}}),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("is not absolute and normalised")));
-  EXPECT_THAT(Apply(c, {{A("kernel"), "opt/kernels/vmlinuz"}}),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("is not absolute and normalised")));
+  EXPECT_THAT(
+      Apply(c, {{A("kernel"), "/opt/kernels/../../etc/shadow"}}),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("is not absolute and normalised")));
+  EXPECT_THAT(
+      Apply(c, {{A("kernel"), "/opt/kernels/.."}}),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("is not absolute and normalised")));
+  EXPECT_THAT(
+      Apply(c, {{A("kernel"), "/opt//kernels/vmlinuz"}}),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("is not absolute and normalised")));
+  EXPECT_THAT(
+      Apply(c, {{A("kernel"), "opt/kernels/vmlinuz"}}),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("is not absolute and normalised")));
   EXPECT_THAT(Apply(c, {{A("kernel"), "/opt/kernels/vmlinuz-6.1"}}), IsOk());
 }
 
@@ -125,9 +125,9 @@ TEST(Annotations, EmptyGlobListAllowsNoPath) {
 
 TEST(Annotations, GuardKeysCanNeverBeOverridden) {
   config::Config c = WithRules({".*"});
-  for (const char* key : {"enable_annotations", "valid_hypervisor_paths",
-                          "valid_virtio_fs_daemon_paths", "valid_file_mem_backends",
-                          "valid_vhost_user_store_paths", "pflashes", "entropy_source"}) {
+  for (const char* key :
+       {"enable_annotations", "valid_hypervisor_paths", "valid_virtio_fs_daemon_paths",
+        "valid_file_mem_backends", "valid_vhost_user_store_paths", "pflashes", "entropy_source"}) {
     EXPECT_THAT(Apply(c, {{A(key), R"([".*"])"}}),
                 StatusIs(absl::StatusCode::kInvalidArgument,
                          HasSubstr("can only be set in configuration.toml")))
@@ -147,9 +147,9 @@ TEST(Annotations, BadValuesAreRefusedWithTheValue) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("-5 is out of range")));
   EXPECT_THAT(Apply(c, {{A("shared_fs"), "nfs"}}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("\"nfs\" is not allowed")));
-  EXPECT_THAT(Apply(c, {{A("virtio_fs_extra_args"), "--flag"}}),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("expected an array of strings")));
+  EXPECT_THAT(
+      Apply(c, {{A("virtio_fs_extra_args"), "--flag"}}),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("expected an array of strings")));
   EXPECT_THAT(Apply(c, {{A("no_such_key"), "1"}}),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("\"no_such_key\" is not a hypervisor key")));

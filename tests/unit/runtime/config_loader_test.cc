@@ -241,17 +241,20 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"KernelParamsNewline", "[hypervisor.qemu]\nkernel_params = \"a\\nb\"\n",
                 "bad.toml:2:17: hypervisor.qemu.kernel_params: must not contain a newline or NUL "
                 "byte"},
-        BadCase{"MalformedToml", "[hypervisor.qemu]\ndefault_vcpus = \n",
-                "bad.toml:2:17: invalid TOML: Error while parsing key-value pair: expected value, saw "
-                "'\\n'"},
-        BadCase{"UnterminatedString", "[hypervisor.qemu]\nkernel = \"/boot/vmlinuz\n",
-                "bad.toml:2:24: invalid TOML: Error while parsing string: unescaped control characters "
-                "other than TAB (U+0009) are explicitly prohibited"},
+        BadCase{
+            "MalformedToml", "[hypervisor.qemu]\ndefault_vcpus = \n",
+            "bad.toml:2:17: invalid TOML: Error while parsing key-value pair: expected value, saw "
+            "'\\n'"},
+        BadCase{
+            "UnterminatedString", "[hypervisor.qemu]\nkernel = \"/boot/vmlinuz\n",
+            "bad.toml:2:24: invalid TOML: Error while parsing string: unescaped control characters "
+            "other than TAB (U+0009) are explicitly prohibited"},
         BadCase{"DuplicateKey", "[hypervisor.qemu]\ndefault_vcpus = 1\ndefault_vcpus = 2\n",
                 "bad.toml:3:17: invalid TOML: Error while parsing key-value pair: cannot redefine "
                 "existing integer 'default_vcpus'"},
         BadCase{"DuplicateTable", "[runtime]\nenable_debug = true\n[runtime]\n",
-                "bad.toml:3:1: invalid TOML: Error while parsing table header: cannot redefine existing "
+                "bad.toml:3:1: invalid TOML: Error while parsing table header: cannot redefine "
+                "existing "
                 "table 'runtime'"}),
     [](const auto& info) { return std::string(info.param.name); });
 
@@ -269,9 +272,9 @@ TEST(CheckConfigFiles, MissingKernelNamesTheKeyAndPosition) {
   std::string path = dir.Write("c.toml", text);
   ASSERT_OK_AND_ASSIGN(LoadedConfig lc, LoadConfigFile(path, kHost));
   std::vector<std::string> problems = CheckConfigFiles(lc);
-  EXPECT_THAT(problems, ::testing::Contains(absl::StrCat(
-                            path, ":2:10: hypervisor.qemu.kernel: \"", dir.path(),
-                            "/vmlinuz\" is not readable: No such file or directory")));
+  EXPECT_THAT(problems, ::testing::Contains(
+                            absl::StrCat(path, ":2:10: hypervisor.qemu.kernel: \"", dir.path(),
+                                         "/vmlinuz\" is not readable: No such file or directory")));
   for (const std::string& p : problems) EXPECT_EQ(p.find("initrd"), std::string::npos) << p;
 }
 
@@ -297,8 +300,9 @@ class LookupTest : public ::testing::Test {
 };
 
 TEST_F(LookupTest, FlagWins) {
-  ASSERT_OK_AND_ASSIGN(LoadedConfig lc,
-                       LoadEffectiveConfig({.flag = flag_, .env = env_, .system_path = sys_}, kHost));
+  ASSERT_OK_AND_ASSIGN(
+      LoadedConfig lc,
+      LoadEffectiveConfig({.flag = flag_, .env = env_, .system_path = sys_}, kHost));
   EXPECT_EQ(lc.config.hypervisor.default_memory, 1001);
   EXPECT_EQ(lc.via, "--config");
   EXPECT_EQ(lc.file, flag_);

@@ -43,7 +43,9 @@ class AccelProbeTest : public ::testing::Test {
 TEST(ProbeArgv, BootsTheKernelUnderKvmOnTheSerialConsole) {
   std::vector<std::string> argv = ProbeArgv({.qemu = "/q", .kernel = "/k"});
   EXPECT_EQ(argv.front(), "/q");
-  auto has = [&](const std::string& a) { return std::find(argv.begin(), argv.end(), a) != argv.end(); };
+  auto has = [&](const std::string& a) {
+    return std::find(argv.begin(), argv.end(), a) != argv.end();
+  };
   EXPECT_TRUE(has("q35,accel=kvm"));
   EXPECT_TRUE(has("/k"));
   EXPECT_TRUE(has("-no-reboot"));
