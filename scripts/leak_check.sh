@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Snapshots what tests may leave behind (qemu, virtiofsd and shim processes, mounts, tap
+# devices, runvm state and test directories) and compares two snapshots.
+#   scripts/leak_check.sh snapshot FILE
+#   scripts/leak_check.sh compare FILE   (fails, listing them, when something new is left)
+set -euo pipefail
+
+snapshot() {
+  {
+    pgrep -a -f '(^|/)(qemu-system-x86_64|virtiofsd)( |$)' | sed 's/^/process /' || true
+    pgrep -a -f 'runvm .*shim' | sed 's/^/process /' || true
+    awk '{print "mount " $2}' /proc/self/mounts | grep -E 'runvm' || true
+    ip -o link show type tun 2>/dev/null | awk -F': ' '{print "tap " $2}' || true
+    ls -d /run/runvm/* /tmp/runvm-test.* 2>/dev/null | sed 's/^/path /' || true
+  } | sort
+}
+
+case "${1:-}" in
+  snapshot) snapshot > "$2" ;;
+  compare)
+    left=$(comm -13 "$2" <(snapshot))
+    if [ -n "$left" ]; then
+      echo "leak check: the tests left these behind:"
+      echo "$left" | sed 's/^/  /'
+      exit 1
+    fi
+    echo "leak check: nothing left behind"
+    ;;
+  *) echo "usage: $0 snapshot|compare FILE" >&2; exit 2 ;;
+esac

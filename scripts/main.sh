@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs everything, builds and installs runvm, builds the guest, and runs the main job: for
+# now `runvm check` (can this host run sandboxes) and `runvm env` (the effective configuration).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh
+guest/build.sh
+cmake --preset release >/dev/null
+cmake --build --preset release -j "$(nproc)"
+cmake --install build/release --prefix /usr/local >/dev/null
+
+echo "=== runvm --version"
+runvm --version
+echo "=== runvm check"
+runvm check
+echo "=== runvm env"
+runvm env
