@@ -12,6 +12,7 @@
 #include <climits>
 
 #include "absl/strings/str_cat.h"
+#include "base/deadline.h"
 #include "base/status.h"
 
 extern char** environ;
@@ -118,12 +119,11 @@ absl::StatusOr<ExitStatus> Child::Wait(absl::Time deadline) {
       out.signal = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
       return out;
     }
-    absl::Duration left = deadline - absl::Now();
-    if (left <= absl::ZeroDuration()) {
+    int ms = PollTimeoutMs(deadline);
+    if (ms == 0) {
       return absl::DeadlineExceededError(absl::StrCat("process ", pid_, " did not exit in time"));
     }
     pollfd p{pidfd_.get(), POLLIN, 0};
-    int ms = static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1, INT_MAX));
     if (::poll(&p, 1, ms) < 0 && errno != EINTR) return ErrnoError("poll pidfd");
   }
 }

@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "base/deadline.h"
 #include "base/fd.h"
 #include "base/process.h"
 
@@ -25,8 +26,8 @@ std::string ReadUntil(int fd, absl::string_view marker, absl::Time deadline, boo
   std::string seen;
   *found = false;
   for (;;) {
-    int ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
-    if (ms <= 0) return seen;
+    int ms = PollTimeoutMs(deadline);
+    if (ms == 0) return seen;
     pollfd p{fd, POLLIN, 0};
     int r = ::poll(&p, 1, ms);
     if (r < 0 && errno == EINTR) continue;

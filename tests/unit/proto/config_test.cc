@@ -167,6 +167,7 @@ struct ValidateCase {
   const char* name;
   void (*mutate)(Config&);
   Issue expected;
+  friend void PrintTo(const ValidateCase& c, std::ostream* os) { *os << c.name; }
 };
 
 class ValidateTest : public ::testing::TestWithParam<ValidateCase> {};
@@ -229,6 +230,7 @@ struct ClampCase {
   int64_t host_cpus;
   int64_t vcpus, maxvcpus, bridges, slots;  // input
   int64_t want_vcpus, want_max, want_bridges, want_slots;
+  friend void PrintTo(const ClampCase& c, std::ostream* os) { *os << c.name; }
 };
 
 class ClampTest : public ::testing::TestWithParam<ClampCase> {};

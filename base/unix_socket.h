@@ -1,0 +1,24 @@
+// Unix stream sockets by path. sun_path holds 107 bytes plus its NUL: a longer path is refused
+// with an error naming it, never truncated.
+#ifndef RUNVM_BASE_UNIX_SOCKET_H_
+#define RUNVM_BASE_UNIX_SOCKET_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "base/fd.h"
+
+namespace runvm {
+
+// The longest path a unix socket address can hold.
+inline constexpr size_t kMaxUnixPathBytes = 107;
+
+// Binds and listens on `path` (an existing socket file there is replaced). Close-on-exec.
+absl::StatusOr<Fd> ListenUnix(const std::string& path, int backlog = 16);
+
+// Connects to `path`. Close-on-exec, blocking.
+absl::StatusOr<Fd> ConnectUnix(const std::string& path);
+
+}  // namespace runvm
+
+#endif  // RUNVM_BASE_UNIX_SOCKET_H_
