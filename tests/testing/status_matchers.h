@@ -46,6 +46,12 @@ MATCHER_P2(StatusIs, code, message_matcher,
          ::testing::ExplainMatchResult(message_matcher, std::string(st.message()), result_listener);
 }
 
+MATCHER_P(StatusIs, code, "has code " + std::string(absl::StatusCodeToString(code))) {
+  const absl::Status& st = GetStatus(arg);
+  *result_listener << "status: " << st;
+  return st.code() == code;
+}
+
 }  // namespace runvm::testing
 
 #define RUNVM_TEST_CONCAT_INNER_(a, b) a##b

@@ -10,6 +10,8 @@ class TempDir {
  public:
   TempDir();
   ~TempDir();
+  TempDir(TempDir&& other) noexcept : path_(std::move(other.path_)) { other.path_.clear(); }
+  TempDir& operator=(TempDir&&) = delete;
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
 
