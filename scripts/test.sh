@@ -17,12 +17,28 @@ trap 'rm -f "$snap"' EXIT
 scripts/leak_check.sh snapshot "$snap"
 
 jobs=$(nproc)
+passed=0 failed=0 skipped=0 status=0
 for preset in ${RUNVM_TEST_PRESETS:-dev asan}; do
   echo "=== $preset build"
   cmake --preset "$preset" >/dev/null
   cmake --build --preset "$preset" -j "$jobs"
   echo "=== $preset tests"
-  ctest --preset "$preset" -j "$jobs"
+  log=$(mktemp)
+  ctest --preset "$preset" -j "$jobs" | tee "$log" || status=1
+  total=$(sed -n 's/.* tests failed out of \([0-9]*\).*/\1/p' "$log" | tail -n1)
+  bad=$(sed -n 's/.*, \([0-9]*\) tests failed out of.*/\1/p' "$log" | tail -n1)
+  skip=$(grep -c '(Skipped)' "$log" || true)
+  rm -f "$log"
+  passed=$((passed + ${total:-0} - ${bad:-0} - skip))
+  failed=$((failed + ${bad:-0}))
+  skipped=$((skipped + skip))
 done
 
-scripts/leak_check.sh compare "$snap"
+echo "=== fuzzing (bounded)"
+scripts/fuzz.sh qmp_stream "${RUNVM_FUZZ_SECONDS:-60}" || { echo "fuzz: qmp_stream failed"; status=1; }
+
+scripts/leak_check.sh compare "$snap" || status=1
+
+# One closing line for the whole run (dev and asan tests together).
+echo "tests: $passed passed, $failed failed, $skipped skipped"
+exit $status
