@@ -31,6 +31,7 @@ std::vector<Issue> Config::Validate() const {
                              {"kernel", &q.kernel},
                              {"initrd", &q.initrd},
                              {"image", &q.image},
+                             {"image_loader", &q.image_loader},
                              {"firmware", &q.firmware},
                              {"virtio_fs_daemon", &q.virtio_fs_daemon},
                              {"vhost_user_store_path", &q.vhost_user_store_path},

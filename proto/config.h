@@ -34,6 +34,9 @@ struct QemuConfig {
   std::string kernel = "/usr/local/share/runvm/vmlinuz";
   std::string initrd = "/usr/local/share/runvm/initrd.img";
   std::string image;
+  // runvm: an initrd that only loads the drivers `image` needs (NVDIMM, virtio-blk) and switches
+  // to it; Debian's kernel has them as modules. Empty: boot `image` directly.
+  std::string image_loader = "/usr/local/share/runvm/image-loader.img";
   std::string machine_type = "q35";
   std::vector<std::string> enable_annotations;
   std::vector<std::string> valid_hypervisor_paths = {"/usr/bin/qemu-system-x86_64"};
@@ -83,6 +86,9 @@ struct QemuConfig {
   std::string guest_hook_path;
   // runvm: "auto" uses KVM when it can actually run a guest, TCG otherwise.
   std::string accelerator = "auto";
+  // QEMU's -sandbox (seccomp) options, as Kata's key; empty: no -sandbox (for debugging).
+  std::string seccompsandbox =
+      "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
 
   bool operator==(const QemuConfig&) const = default;
 };

@@ -37,7 +37,6 @@ const std::set<std::string, std::less<>>& KataOnlyKeys() {
       "hypervisor.qemu.snp_guest_policy",
       "hypervisor.qemu.snp_certs_path",
       "hypervisor.qemu.firmware_volume",
-      "hypervisor.qemu.seccompsandbox",
       "hypervisor.qemu.default_maxmemory",
       "hypervisor.qemu.virtio_fs_queue_size",
       "hypervisor.qemu.block_device_aio",
@@ -383,6 +382,7 @@ std::vector<std::string> CheckConfigFiles(const LoadedConfig& loaded) {
   check("kernel", q.kernel, R_OK, "readable");
   check("initrd", q.initrd, R_OK, "readable");
   check("image", q.image, R_OK, "readable");
+  if (!q.image.empty()) check("image_loader", q.image_loader, R_OK, "readable");
   check("firmware", q.firmware, R_OK, "readable");
   if (q.shared_fs == "virtio-fs") check("virtio_fs_daemon", q.virtio_fs_daemon, X_OK, "executable");
   if (q.enable_vhost_user_store) {
