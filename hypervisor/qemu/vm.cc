@@ -1,0 +1,276 @@
+#include "hypervisor/qemu/vm.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <map>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "base/file.h"
+#include "base/process.h"
+#include "base/status.h"
+#include "base/unix_socket.h"
+#include "hypervisor/qemu/command_line.h"
+#include "hypervisor/qmp/client.h"
+
+namespace runvm::qemu {
+namespace {
+
+constexpr char kQemuStderr[] = "qemu.stderr";
+constexpr char kVirtiofsdLog[] = "virtiofsd.log";
+// The longest name a socket in the run directory has.
+constexpr char kLongestSocket[] = "/qmp-events.sock";
+
+// FNV-1a: a stable digest (unlike absl::Hash, which is seeded per process).
+uint64_t Fnv1a(absl::string_view s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+// The last part of a log file, for error messages: QEMU's own words.
+std::string LogTail(const std::string& path) {
+  absl::StatusOr<std::string> text = ReadFile(path, 1 << 20);
+  if (!text.ok()) return "";
+  std::string t(absl::StripAsciiWhitespace(*text));
+  if (t.size() > 800) t = "..." + t.substr(t.size() - 800);
+  return t;
+}
+
+absl::StatusOr<std::string> NewUuid() {
+  ASSIGN_OR_RETURN(std::string u, ReadFile("/proc/sys/kernel/random/uuid", 64));
+  return std::string(absl::StripAsciiWhitespace(u));
+}
+
+std::string VirtiofsCacheMode(const std::string& kata) { return kata == "never" ? "none" : kata; }
+
+absl::Status CheckReadable(absl::string_view key, const std::string& path) {
+  if (path.empty() || ::access(path.c_str(), R_OK) == 0) return absl::OkStatus();
+  return ErrnoError(absl::StrCat("hypervisor.qemu.", key, " ", path));
+}
+
+void RemoveTree(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+}
+
+// Stops one process by identity: optional polite step done by the caller, then SIGTERM/SIGKILL.
+absl::Status EndProcess(const ProcessIdentity& id, absl::Duration grace, const char* what) {
+  absl::StatusOr<Fd> pidfd = OpenVerifiedPidfd(id);
+  if (!pidfd.ok()) return absl::OkStatus();  // gone, or the pid is someone else's now
+  if (WaitPidfdExit(pidfd->get(), id.pid, absl::Now() + grace)) return absl::OkStatus();
+  RETURN_IF_ERROR(SignalPidfd(pidfd->get(), SIGKILL));
+  if (!WaitPidfdExit(pidfd->get(), id.pid, absl::Now() + absl::Seconds(5))) {
+    return absl::InternalError(absl::StrCat(what, " (pid ", id.pid, ") survived SIGKILL"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+std::string RunDirFor(const std::string& socket_base, const std::string& sandbox_id) {
+  return absl::StrCat(socket_base, "/", absl::Hex(Fnv1a(sandbox_id), absl::kZeroPad16));
+}
+
+absl::StatusOr<int64_t> HostMemoryMib() {
+  ASSIGN_OR_RETURN(std::string info, ReadFile("/proc/meminfo", 1 << 16));
+  for (absl::string_view line : absl::StrSplit(info, '\n')) {
+    if (!absl::ConsumePrefix(&line, "MemTotal:")) continue;
+    line = absl::StripAsciiWhitespace(line);
+    int64_t kib;
+    if (absl::ConsumeSuffix(&line, " kB") && absl::SimpleAtoi(line, &kib)) return kib / 1024;
+  }
+  return absl::InternalError("no MemTotal in /proc/meminfo");
+}
+
+absl::StatusOr<RunningVm> StartVm(const VmSpec& spec) {
+  const config::QemuConfig& c = spec.config;
+  RunningVm vm;
+  vm.sandbox_id = spec.sandbox_id;
+  vm.run_dir = RunDirFor(spec.socket_base, spec.sandbox_id);
+  size_t longest = vm.run_dir.size() + strlen(kLongestSocket);
+  if (longest > kMaxUnixPathBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sandbox ", spec.sandbox_id, ": socket directory ", spec.socket_base,
+                     " is too long: ", vm.run_dir, kLongestSocket, " would be ", longest,
+                     " bytes, over the ", kMaxUnixPathBytes, " a unix socket path can hold"));
+  }
+  RETURN_IF_ERROR(CheckReadable("kernel", c.kernel));
+  RETURN_IF_ERROR(CheckReadable("initrd", c.initrd));
+  RETURN_IF_ERROR(CheckReadable("image", c.image));
+  if (!c.image.empty()) RETURN_IF_ERROR(CheckReadable("image_loader", c.image_loader));
+  if (::access(c.path.c_str(), X_OK) != 0) {
+    return ErrnoError(absl::StrCat("hypervisor.qemu.path ", c.path));
+  }
+  if (c.shared_fs == "virtio-fs" && ::access(c.virtio_fs_daemon.c_str(), X_OK) != 0) {
+    return ErrnoError(absl::StrCat("hypervisor.qemu.virtio_fs_daemon ", c.virtio_fs_daemon));
+  }
+  CommandLineInputs in{.sandbox_id = spec.sandbox_id,
+                       .accelerator = spec.accelerator,
+                       .host_memory_mib = spec.host_memory_mib,
+                       .run_dir = vm.run_dir};
+  if (!c.image.empty() && !c.disable_image_nvdimm) {
+    struct stat st;
+    if (::stat(c.image.c_str(), &st) != 0) return ErrnoError("stat image " + c.image);
+    in.image_size_bytes = st.st_size;
+  }
+  ASSIGN_OR_RETURN(vm.uuid, NewUuid());
+  in.uuid = vm.uuid;
+
+  std::error_code ec;
+  std::filesystem::create_directories(spec.socket_base, ec);
+  if (::mkdir(vm.run_dir.c_str(), 0700) != 0) {
+    if (errno == EEXIST) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("sandbox ", spec.sandbox_id, ": its run directory ", vm.run_dir,
+                       " already exists (the VM is running, or was not stopped)"));
+    }
+    return ErrnoError("mkdir " + vm.run_dir);
+  }
+  // From here on, any failure removes what was made; the Child objects kill their processes.
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() {
+      if (!dir.empty()) RemoveTree(dir);
+    }
+  } cleanup{vm.run_dir};
+
+  vm.shared_dir = spec.shared_dir;
+  if (vm.shared_dir.empty()) {
+    vm.shared_dir = vm.run_dir + "/shared";
+    vm.owns_shared_dir = true;
+    if (::mkdir(vm.shared_dir.c_str(), 0700) != 0) return ErrnoError("mkdir " + vm.shared_dir);
+  }
+  in.shared_dir = vm.shared_dir;
+  ASSIGN_OR_RETURN(std::vector<std::string> argv, BuildCommandLine(c, in));
+
+  ASSIGN_OR_RETURN(Fd qmp, ListenUnix(vm.qmp_socket()));
+  ASSIGN_OR_RETURN(Fd events, ListenUnix(vm.qmp_events_socket()));
+  ASSIGN_OR_RETURN(Fd agent, ListenUnix(vm.agent_socket()));
+  ASSIGN_OR_RETURN(Fd console, ListenUnix(vm.console_socket()));
+
+  std::optional<Child> virtiofsd;
+  if (c.shared_fs == "virtio-fs") {
+    ASSIGN_OR_RETURN(Fd listen, ListenUnix(absl::StrCat(vm.run_dir, "/", kVirtiofsSocket)));
+    ASSIGN_OR_RETURN(Fd log, OpenFile(absl::StrCat(vm.run_dir, "/", kVirtiofsdLog),
+                                      O_WRONLY | O_CREAT | O_APPEND, 0600));
+    SpawnOptions o{
+        .argv = {c.virtio_fs_daemon, "--fd=3", "-f", "-o", absl::StrCat("source=", vm.shared_dir),
+                 "-o", absl::StrCat("cache=", VirtiofsCacheMode(c.virtio_fs_cache))},
+        .new_session = true};
+    for (const std::string& extra : c.virtio_fs_extra_args) o.argv.push_back(extra);
+    o.fds = {{1, log.get()}, {2, log.get()}, {3, listen.get()}};
+    ASSIGN_OR_RETURN(Child child, Spawn(o));
+    virtiofsd = std::move(child);
+    // Our copy closes here: if virtiofsd dies, QEMU's connect is refused instead of hanging.
+  }
+
+  ASSIGN_OR_RETURN(Fd qemu_log, OpenFile(absl::StrCat(vm.run_dir, "/", kQemuStderr),
+                                         O_WRONLY | O_CREAT | O_APPEND, 0600));
+  SpawnOptions qo{.argv = argv, .new_session = true};
+  qo.fds = {{1, qemu_log.get()},        {2, qemu_log.get()},
+            {in.qmp_fd, qmp.get()},     {in.qmp_events_fd, events.get()},
+            {in.agent_fd, agent.get()}, {in.console_fd, console.get()}};
+  ASSIGN_OR_RETURN(Child qemu, Spawn(qo));
+  qmp.reset();
+  events.reset();
+  agent.reset();
+  console.reset();
+
+  // Why a start failed, in the helpers' own words; virtiofsd first, since QEMU's failure to
+  // reach a dead virtiofsd is only a consequence.
+  auto start_failure = [&](absl::Status qmp_error) -> absl::Status {
+    std::string virtiofsd_text =
+        virtiofsd && virtiofsd->Wait(absl::Now() + absl::Milliseconds(200)).ok()
+            ? LogTail(absl::StrCat(vm.run_dir, "/", kVirtiofsdLog))
+            : "";
+    absl::StatusOr<ExitStatus> exit = qemu.Wait(absl::Now() + absl::Seconds(1));
+    if (exit.ok()) {
+      std::string qemu_text = LogTail(absl::StrCat(vm.run_dir, "/", kQemuStderr));
+      // virtiofsd also exits when QEMU goes away; it is the cause only when QEMU could not
+      // reach its socket.
+      if (!virtiofsd_text.empty() && absl::StrContains(qemu_text, kVirtiofsSocket)) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "sandbox ", spec.sandbox_id, ": virtiofsd exited at start: ", virtiofsd_text,
+            " (QEMU: ", qemu_text, ")"));
+      }
+      return absl::FailedPreconditionError(absl::StrCat("sandbox ", spec.sandbox_id,
+                                                        ": QEMU exited at start with status ",
+                                                        exit->ShellCode(), ": ", qemu_text));
+    }
+    if (!virtiofsd_text.empty()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "sandbox ", spec.sandbox_id, ": virtiofsd exited at start: ", virtiofsd_text));
+    }
+    return Annotate(qmp_error, absl::StrCat("sandbox ", spec.sandbox_id, ": QEMU did not start"));
+  };
+
+  absl::Time deadline = absl::Now() + spec.start_timeout;
+  absl::StatusOr<std::unique_ptr<qmp::Client>> client =
+      qmp::Client::Connect(vm.qmp_socket(), deadline);
+  if (!client.ok()) return start_failure(client.status());
+
+  ASSIGN_OR_RETURN(std::string pidtext, ReadFile(absl::StrCat(vm.run_dir, "/", kPidFile), 64));
+  int pid = 0;
+  if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(pidtext), &pid) || pid != qemu.pid()) {
+    return absl::InternalError(absl::StrCat("sandbox ", spec.sandbox_id, ": QEMU's pidfile says \"",
+                                            pidtext, "\", but QEMU is pid ", qemu.pid()));
+  }
+  ASSIGN_OR_RETURN(vm.qemu, ReadProcessIdentity(qemu.pid()));
+  if (virtiofsd) {
+    if (virtiofsd->Wait(absl::Now()).ok()) return start_failure(absl::OkStatus());
+    ASSIGN_OR_RETURN(vm.virtiofsd, ReadProcessIdentity(virtiofsd->pid()));
+  }
+
+  // Cold setup (nothing yet: devices arrive with hotplug), then run.
+  absl::Status st = (*client)->Execute("cont", nullptr, deadline).status();
+  if (!st.ok()) return start_failure(st);
+
+  qemu.Release();
+  if (virtiofsd) virtiofsd->Release();
+  cleanup.dir.clear();
+  return vm;
+}
+
+absl::Status StopVm(const RunningVm& vm, absl::Duration timeout) {
+  absl::Status result;
+  if (IsAlive(vm.qemu)) {
+    // Politely first; the pid is only ever signalled through a verified pidfd.
+    auto client = qmp::Client::Connect(vm.qmp_socket(), absl::Now() + absl::Seconds(1));
+    if (client.ok()) {
+      (void)(*client)->Execute("quit", nullptr, absl::Now() + absl::Seconds(1));
+    }
+    result.Update(EndProcess(vm.qemu, timeout, "QEMU"));
+  }
+  if (vm.virtiofsd && IsAlive(*vm.virtiofsd)) {
+    // virtiofsd exits when QEMU disconnects; give it a moment, then make sure.
+    absl::StatusOr<Fd> pidfd = OpenVerifiedPidfd(*vm.virtiofsd);
+    if (pidfd.ok() &&
+        !WaitPidfdExit(pidfd->get(), vm.virtiofsd->pid, absl::Now() + absl::Seconds(1))) {
+      (void)SignalPidfd(pidfd->get(), SIGTERM);
+    }
+    result.Update(EndProcess(*vm.virtiofsd, absl::Seconds(2), "virtiofsd"));
+  }
+  // Reap them when they were our children (a caller that started and stops in one process).
+  ::waitpid(vm.qemu.pid, nullptr, WNOHANG);
+  if (vm.virtiofsd) ::waitpid(vm.virtiofsd->pid, nullptr, WNOHANG);
+  if (!vm.run_dir.empty()) RemoveTree(vm.run_dir);
+  return result;
+}
+
+}  // namespace runvm::qemu

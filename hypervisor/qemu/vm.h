@@ -1,0 +1,74 @@
+// Starting and stopping a sandbox VM: the per-sandbox run directory, pre-bound sockets,
+// virtiofsd, QEMU (detached, paused), readiness over QMP, cold setup and `cont`; and a stop that
+// leaves nothing behind and never signals a process that is not the one recorded.
+//
+//   VmSpec spec{.config = loaded.config.hypervisor, .sandbox_id = id, .accelerator = "tcg",
+//               .host_memory_mib = HostMemoryMib()};
+//   ASSIGN_OR_RETURN(RunningVm vm, StartVm(spec));    // persisted by the caller
+//   ...
+//   RETURN_IF_ERROR(StopVm(vm));                      // also fine when already stopped
+//
+// Socket paths are short by construction: every socket lives in <socket_base>/<16 hex digits of
+// a digest of the sandbox id>/, whatever --root is (default base /run/runvm/vm, 32 bytes from
+// the longest socket name to the limit). A base too long for sun_path is refused with the
+// length and the limit, never truncated.
+#ifndef RUNVM_HYPERVISOR_QEMU_VM_H_
+#define RUNVM_HYPERVISOR_QEMU_VM_H_
+
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "base/process_identity.h"
+#include "proto/config.h"
+
+namespace runvm::qemu {
+
+inline constexpr char kDefaultSocketBase[] = "/run/runvm/vm";
+
+struct VmSpec {
+  config::QemuConfig config;  // resolved and clamped
+  std::string sandbox_id;
+  std::string accelerator;  // resolved: "kvm" or "tcg"
+  int64_t host_memory_mib = 0;
+  std::string socket_base = kDefaultSocketBase;
+  // The host directory shared with the guest; empty: <run dir>/shared, created and removed here.
+  std::string shared_dir;
+  absl::Duration start_timeout = absl::Seconds(10);
+};
+
+// What a running VM is, for the state record.
+struct RunningVm {
+  std::string sandbox_id;
+  std::string uuid;
+  std::string run_dir;
+  std::string shared_dir;
+  bool owns_shared_dir = false;
+  ProcessIdentity qemu;
+  std::optional<ProcessIdentity> virtiofsd;
+
+  std::string qmp_socket() const { return run_dir + "/qmp.sock"; }
+  std::string qmp_events_socket() const { return run_dir + "/qmp-events.sock"; }
+  std::string agent_socket() const { return run_dir + "/agent.sock"; }
+  std::string console_socket() const { return run_dir + "/console.sock"; }
+};
+
+// The run directory of a sandbox: <socket_base>/<16 hex digits>.
+std::string RunDirFor(const std::string& socket_base, const std::string& sandbox_id);
+
+// Starts the VM and returns once QEMU answers on QMP and runs. On any failure everything
+// started or created so far is stopped and removed, and the error carries QEMU's (or
+// virtiofsd's) own text when it exited.
+absl::StatusOr<RunningVm> StartVm(const VmSpec& spec);
+
+// QMP quit, wait up to `timeout`, then SIGKILL (only a process whose identity still matches);
+// stops virtiofsd; removes sockets and directories. Stopping a stopped or vanished VM succeeds.
+absl::Status StopVm(const RunningVm& vm, absl::Duration timeout = absl::Seconds(5));
+
+// Host RAM in MiB (/proc/meminfo MemTotal).
+absl::StatusOr<int64_t> HostMemoryMib();
+
+}  // namespace runvm::qemu
+
+#endif  // RUNVM_HYPERVISOR_QEMU_VM_H_
