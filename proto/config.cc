@@ -62,8 +62,12 @@ std::vector<Issue> Config::ApplyClamps(const HostFacts& host) {
   std::vector<Issue> notices;
   QemuConfig& q = hypervisor;
   const int64_t cpus = std::max<int64_t>(host.cpus, 1);
+  // A documented meaning (0 or a negative value) is applied silently; a value that had to be
+  // cut down is reported.
   auto set = [&](absl::string_view key, int64_t& field, int64_t to, absl::string_view why) {
-    notices.push_back({QemuKey(key), absl::StrCat(field, " changed to ", to, " (", why, ")")});
+    if (field > 0) {
+      notices.push_back({QemuKey(key), absl::StrCat(field, " changed to ", to, " (", why, ")")});
+    }
     field = to;
   };
 

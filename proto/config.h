@@ -137,7 +137,8 @@ struct Config {
   std::vector<Issue> Validate() const;
 
   // Kata's clamps (default_vcpus, default_maxvcpus, default_bridges, memory_slots). Returns one
-  // notice per value changed, for the log.
+  // notice per positive value that had to be cut or raised, for the log (0 and negative values
+  // have documented meanings and are applied silently).
   std::vector<Issue> ApplyClamps(const HostFacts& host);
 };
 

@@ -58,10 +58,11 @@ int RunEnv(const GlobalFlags& g, bool json) {
   return 0;
 }
 
-int RunCheck(const GlobalFlags& g, bool verbose) {
+int RunCheck(const GlobalFlags& g, bool verbose, bool boot) {
   absl::StatusOr<LoadedConfig> loaded = Load(g);
   if (!loaded.ok()) return Fail(loaded.status().message());
-  std::vector<CheckResult> results = CheckHost(*loaded);
+  std::vector<CheckResult> results =
+      CheckHost(*loaded, HostPaths{}, CheckOptions{.boot = boot, .socket_base = g.root + "/vm"});
   std::string text;
   bool pass = RenderCheck(results, &text);
   if (verbose) {
@@ -106,6 +107,9 @@ int RunCli(int argc, char** argv) {
   bool check_verbose = false;
   CLI::App* check = app.add_subcommand("check", "check that this host can run sandboxes");
   check->add_flag("--verbose", check_verbose, "also list configuration warnings");
+  bool check_boot = false;
+  check->add_flag("--boot", check_boot,
+                  "also boot a throwaway sandbox VM and wait for its guest (a few seconds)");
 
   try {
     app.parse(argc, argv);
@@ -124,7 +128,7 @@ int RunCli(int argc, char** argv) {
   if (!st.ok()) return Fail(absl::StrCat("--log: ", st.message()));
 
   if (env->parsed()) return RunEnv(g, env_json);
-  if (check->parsed()) return RunCheck(g, check_verbose);
+  if (check->parsed()) return RunCheck(g, check_verbose, check_boot);
   return Fail("no command given");
 }
 

@@ -3,11 +3,13 @@
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "base/fd.h"
 #include "base/process.h"
 #include "hypervisor/qemu/accel_probe.h"
+#include "hypervisor/qemu/vm.h"
 
 namespace runvm {
 namespace {
@@ -51,7 +53,35 @@ std::string CgroupLayout(const std::string& root) {
 
 }  // namespace
 
-std::vector<CheckResult> CheckHost(const LoadedConfig& loaded, const HostPaths& paths) {
+// Boots a throwaway VM with the configuration and reports how long its guest took.
+CheckResult BootCheck(const LoadedConfig& loaded, const std::string& accelerator,
+                      const std::string& socket_base) {
+  absl::StatusOr<int64_t> memory = qemu::HostMemoryMib();
+  if (!memory.ok()) return {CheckLevel::kFail, "boot", std::string(memory.status().message())};
+  qemu::VmSpec spec{.config = loaded.config.hypervisor,
+                    .sandbox_id = absl::StrCat("check-", ::getpid()),
+                    .accelerator = accelerator,
+                    .host_memory_mib = *memory,
+                    .socket_base = socket_base};
+  absl::Time start = absl::Now();
+  absl::StatusOr<qemu::RunningVm> vm = qemu::StartVm(spec);
+  if (!vm.ok()) return {CheckLevel::kFail, "boot", std::string(vm.status().message())};
+  absl::Duration qmp_ready = absl::Now() - start;
+  absl::StatusOr<std::string> ready = qemu::WaitGuestReady(*vm, absl::Now() + absl::Seconds(60));
+  absl::Duration guest_ready = absl::Now() - start;
+  absl::Status stopped = qemu::StopVm(*vm);
+  if (!ready.ok()) return {CheckLevel::kFail, "boot", std::string(ready.status().message())};
+  if (!stopped.ok()) return {CheckLevel::kFail, "boot", std::string(stopped.message())};
+  auto ms = [](absl::Duration d) { return absl::StrCat(absl::ToInt64Milliseconds(d), " ms"); };
+  return {
+      CheckLevel::kOk, "boot",
+      absl::StrCat("a sandbox VM (", accelerator == "kvm" ? "KVM" : "TCG", ") answered on QMP in ",
+                   ms(qmp_ready), " and its guest (", ready->substr(12), ") was ready in ",
+                   ms(guest_ready), "; stopped and removed")};
+}
+
+std::vector<CheckResult> CheckHost(const LoadedConfig& loaded, const HostPaths& paths,
+                                   const CheckOptions& options) {
   std::vector<CheckResult> out;
   const config::QemuConfig& q = loaded.config.hypervisor;
   out.push_back(
@@ -80,6 +110,7 @@ std::vector<CheckResult> CheckHost(const LoadedConfig& loaded, const HostPaths& 
     out.push_back({CheckLevel::kOk, "virtiofsd", q.virtio_fs_daemon});
   }
 
+  std::string accelerator = "tcg";
   if (q.accelerator == "tcg") {
     out.push_back({CheckLevel::kOk, "accelerator", "TCG (configured: accelerator = \"tcg\")"});
   } else {
@@ -87,6 +118,7 @@ std::vector<CheckResult> CheckHost(const LoadedConfig& loaded, const HostPaths& 
         qemu::ProbeKvm({.qemu = q.path, .kernel = q.kernel, .kvm_device = paths.kvm});
     if (probe.kvm_usable) {
       out.push_back({CheckLevel::kOk, "accelerator", absl::StrCat("KVM: ", probe.reason)});
+      accelerator = "kvm";
     } else if (q.accelerator == "kvm") {
       out.push_back({CheckLevel::kFail, "accelerator",
                      absl::StrCat("accelerator = \"kvm\" but KVM is unusable: ", probe.reason)});
@@ -119,12 +151,23 @@ std::vector<CheckResult> CheckHost(const LoadedConfig& loaded, const HostPaths& 
   } else {
     out.push_back({CheckLevel::kOk, "cgroups", absl::StrCat(layout, " at ", paths.cgroup_root)});
   }
+  if (options.boot) {
+    bool failed = false;
+    for (const CheckResult& r : out) failed |= r.level == CheckLevel::kFail;
+    if (failed) {
+      out.push_back({CheckLevel::kInfo, "boot", "not attempted: the checks above failed"});
+    } else {
+      out.push_back(BootCheck(loaded, accelerator, options.socket_base));
+    }
+  }
   return out;
 }
 
 bool RenderCheck(const std::vector<CheckResult>& results, std::string* out) {
   bool pass = true;
-  for (const CheckResult& r : results) {
+  for (CheckResult r : results) {
+    // One line per check: a helper's multi-line error text is folded.
+    absl::StrReplaceAll({{"\n", "; "}}, &r.detail);
     const char* tag = r.level == CheckLevel::kOk     ? "ok  "
                       : r.level == CheckLevel::kInfo ? "info"
                                                      : "FAIL";

@@ -27,7 +27,14 @@ struct HostPaths {
   std::string cgroup_root = "/sys/fs/cgroup";
 };
 
-std::vector<CheckResult> CheckHost(const LoadedConfig& loaded, const HostPaths& paths = {});
+struct CheckOptions {
+  // Also boot a throwaway sandbox VM with this configuration and wait for its guest.
+  bool boot = false;
+  std::string socket_base = "/run/runvm/vm";
+};
+
+std::vector<CheckResult> CheckHost(const LoadedConfig& loaded, const HostPaths& paths = {},
+                                   const CheckOptions& options = {});
 
 // "ok    qemu: ..." lines; true when nothing failed.
 bool RenderCheck(const std::vector<CheckResult>& results, std::string* out);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything, builds and installs runvm, builds the guest, and runs the main job: for
-# now `runvm check` (can this host run sandboxes) and `runvm env` (the effective configuration).
+# now `runvm check --boot` (can this host run sandboxes; it boots and stops a throwaway sandbox
+# VM to prove it) and `runvm env` (the effective configuration).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +13,7 @@ cmake --install build/release --prefix /usr/local >/dev/null
 
 echo "=== runvm --version"
 runvm --version
-echo "=== runvm check"
-runvm check
+echo "=== runvm check --boot"
+runvm check --boot
 echo "=== runvm env"
 runvm env

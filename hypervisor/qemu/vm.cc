@@ -1,6 +1,7 @@
 #include "hypervisor/qemu/vm.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -18,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "base/deadline.h"
 #include "base/file.h"
 #include "base/process.h"
 #include "base/status.h"
@@ -85,6 +87,32 @@ absl::Status EndProcess(const ProcessIdentity& id, absl::Duration grace, const c
 
 std::string RunDirFor(const std::string& socket_base, const std::string& sandbox_id) {
   return absl::StrCat(socket_base, "/", absl::Hex(Fnv1a(sandbox_id), absl::kZeroPad16));
+}
+
+absl::StatusOr<std::string> WaitGuestReady(const RunningVm& vm, absl::Time deadline) {
+  ASSIGN_OR_RETURN(Fd fd, ConnectUnix(vm.agent_socket()));
+  std::string seen;
+  for (;;) {
+    size_t at = seen.find("RUNVM-READY");
+    if (at != std::string::npos && seen.find('\n', at) != std::string::npos) {
+      return seen.substr(at, seen.find('\n', at) - at);
+    }
+    pollfd p{fd.get(), POLLIN, 0};
+    int r = ::poll(&p, 1, PollTimeoutMs(deadline));
+    if (r == 0) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("sandbox ", vm.sandbox_id, ": the guest did not report ready in time"));
+    }
+    if (r < 0 && errno != EINTR) return ErrnoError("poll " + vm.agent_socket());
+    char buf[1024];
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n == 0) {
+      return absl::UnavailableError(absl::StrCat(
+          "sandbox ", vm.sandbox_id, ": the agent port closed before the guest was ready"));
+    }
+    if (n > 0) seen.append(buf, static_cast<size_t>(n));
+    if (seen.size() > 65536) seen.erase(0, seen.size() - 1024);
+  }
 }
 
 absl::StatusOr<int64_t> HostMemoryMib() {

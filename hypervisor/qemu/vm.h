@@ -66,6 +66,10 @@ absl::StatusOr<RunningVm> StartVm(const VmSpec& spec);
 // stops virtiofsd; removes sockets and directories. Stopping a stopped or vanished VM succeeds.
 absl::Status StopVm(const RunningVm& vm, absl::Duration timeout = absl::Seconds(5));
 
+// Waits until the guest announces itself on the agent port ("RUNVM-READY <kernel release>", from
+// guest/init) and returns that line. The connection is closed again.
+absl::StatusOr<std::string> WaitGuestReady(const RunningVm& vm, absl::Time deadline);
+
 // Host RAM in MiB (/proc/meminfo MemTotal).
 absl::StatusOr<int64_t> HostMemoryMib();
 

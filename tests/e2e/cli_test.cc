@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -128,6 +129,17 @@ TEST_F(CliTest, CheckPassesAndNamesTheAccelerator) {
   bool tcg = r.out.find("ok    accelerator: TCG selected: KVM is unusable: ") != std::string::npos;
   EXPECT_NE(kvm, tcg) << r.out;
   EXPECT_THAT(r.out, HasSubstr("This host can run runvm sandboxes."));
+}
+
+TEST_F(CliTest, CheckBootBootsAndRemovesAThrowawayVm) {
+  std::string root = dir_.path() + "/root";
+  Result r =
+      Runvm({"--root", root, "--config", GoodConfig("accelerator = \"tcg\"\n"), "check", "--boot"});
+  EXPECT_EQ(r.code, 0) << r.out << r.err;
+  EXPECT_THAT(r.out, HasSubstr("ok    boot: a sandbox VM (TCG) answered on QMP in "));
+  EXPECT_THAT(r.out, HasSubstr("was ready in "));
+  std::error_code ec;
+  EXPECT_TRUE(std::filesystem::is_empty(root + "/vm", ec)) << "the throwaway VM left its directory";
 }
 
 TEST_F(CliTest, CheckWithForcedTcgSkipsTheProbe) {
