@@ -21,6 +21,7 @@
 #include "absl/time/clock.h"
 #include "base/process.h"
 #include "base/unix_socket.h"
+#include "bench/report.h"
 #include "hypervisor/qemu/command_line.h"
 #include "hypervisor/qemu/vm.h"
 #include "hypervisor/qmp/client.h"
@@ -30,19 +31,6 @@
 namespace {
 
 using namespace runvm;
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-void Emit(const char* figure, double runvm_ms, double floor_ms, int runs) {
-  std::printf(
-      "{\"bench\": \"boot\", \"figure\": \"%s\", \"runvm_ms\": %.1f, \"floor_ms\": %.1f, "
-      "\"ratio\": %.3f, \"runs\": %d}\n",
-      figure, runvm_ms, floor_ms, runvm_ms / floor_ms, runs);
-  std::fflush(stdout);
-}
 
 double Ms(absl::Time t0) { return absl::ToDoubleMilliseconds(absl::Now() - t0); }
 
@@ -120,7 +108,7 @@ int main(int argc, char** argv) {
     read_line();
     floor.push_back(Ms(t0));
   }  // the floor's QEMU is killed by its Child
-  Emit("start to QMP ready", Median(mine), Median(floor), runs * 4);
+  bench::Emit("boot", "start to QMP ready", bench::Median(mine), bench::Median(floor), runs * 4);
 
   // (b) Guest ready.
   mine.clear();
@@ -180,6 +168,6 @@ int main(int argc, char** argv) {
     }
     floor.push_back(Ms(t0));
   }
-  Emit("start to guest ready", Median(mine), Median(floor), runs);
+  bench::Emit("boot", "start to guest ready", bench::Median(mine), bench::Median(floor), runs);
   return 0;
 }

@@ -13,24 +13,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/unix_socket.h"
+#include "bench/report.h"
 #include "hypervisor/qmp/client.h"
 #include "tests/testing/bare_qemu.h"
 
 namespace {
 
 using runvm::Fd;
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-void Emit(const char* figure, double runvm_ms, double floor_ms, int runs) {
-  std::printf(
-      "{\"bench\": \"qmp\", \"figure\": \"%s\", \"runvm_ms\": %.4f, \"floor_ms\": %.4f, "
-      "\"ratio\": %.3f, \"runs\": %d}\n",
-      figure, runvm_ms, floor_ms, runvm_ms / floor_ms, runs);
-}
 
 // Reads one "\r\n"-terminated line; the floor's whole parser.
 bool ReadLine(int fd, std::string& buf) {
@@ -89,7 +78,8 @@ int main(int argc, char** argv) {
       floor_ms.push_back(absl::ToDoubleMilliseconds(absl::Now() - t0));
     }
   }
-  Emit("query-status round trip", Median(client_ms), Median(floor_ms), runs);
+  runvm::bench::Emit("qmp", "query-status round trip", runvm::bench::Median(client_ms),
+                     runvm::bench::Median(floor_ms), runs);
 
   // Connect + greeting + negotiation.
   int connects = std::max(100, runs / 10);
@@ -118,6 +108,7 @@ int main(int argc, char** argv) {
     bool ok = i % 2 ? (client_connect() && raw_connect()) : (raw_connect() && client_connect());
     if (!ok) return 1;
   }
-  Emit("connect + greeting + negotiation", Median(client_ms), Median(floor_ms), connects);
+  runvm::bench::Emit("qmp", "connect + greeting + negotiation", runvm::bench::Median(client_ms),
+                     runvm::bench::Median(floor_ms), connects);
   return 0;
 }

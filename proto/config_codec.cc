@@ -1,6 +1,7 @@
 #include "proto/config_codec.h"
 
 #include "absl/strings/str_cat.h"
+#include "base/status.h"
 #include "nlohmann/json.hpp"
 #include "proto/config_keys.h"
 
@@ -23,7 +24,7 @@ ordered_json ValueToJson(const ConfigValue& v) {
 absl::StatusOr<ConfigValue> ValueFromJson(const KeyInfo& key, const nlohmann::json& j) {
   auto bad = [&] {
     return absl::InvalidArgumentError(
-        absl::StrCat(key.Path(), ": expected ", KindName(key.kind), ", got ", j.dump()));
+        absl::StrCat("expected ", KindName(key.kind), ", got ", j.dump()));
   };
   switch (key.kind) {
     case ValueKind::kBool:
@@ -99,13 +100,22 @@ absl::StatusOr<Config> FromJson(absl::string_view text) {
     auto ptr = TablePointer(key.table) / std::string(key.name);
     if (!j.contains(ptr)) continue;
     absl::StatusOr<ConfigValue> v = ValueFromJson(key, j.at(ptr));
-    if (!v.ok()) return v.status();
+    if (!v.ok()) return Annotate(v.status(), key.Path());
     if (std::string why = key.CheckValue(*v); !why.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(key.Path(), ": ", why));
     }
     key.set(config, *v);
   }
   return config;
+}
+
+absl::StatusOr<ConfigValue> ValueFromJsonText(const KeyInfo& key, absl::string_view text) {
+  nlohmann::json j = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
+  if (j.is_discarded()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected ", KindName(key.kind), ", got \"", text, "\""));
+  }
+  return ValueFromJson(key, j);
 }
 
 std::string ToToml(const Config& config) {

@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "proto/config.h"
+#include "proto/config_keys.h"
 
 namespace runvm::config {
 
@@ -17,6 +18,10 @@ std::string ToJson(const Config& config, int indent = 2);
 // Strict inverse of ToJson: every key must have its kind; unknown keys are errors naming their
 // path. Missing keys keep their defaults.
 absl::StatusOr<Config> FromJson(absl::string_view text);
+
+// One key's value from JSON text (an annotation holding ["a","b"]): the JSON kind must be the
+// key's kind. Range and allowed values are the caller's (KeyInfo::CheckValue).
+absl::StatusOr<ConfigValue> ValueFromJsonText(const KeyInfo& key, absl::string_view text);
 
 // A configuration.toml holding every key (loads back to the same Config).
 std::string ToToml(const Config& config);

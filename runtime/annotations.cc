@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "nlohmann/json.hpp"
+#include "proto/config_codec.h"
 #include "proto/config_keys.h"
 
 namespace runvm {
@@ -45,16 +46,8 @@ absl::StatusOr<ConfigValue> ParseValue(const KeyInfo& key, const std::string& te
     }
     case ValueKind::kString:
       return ConfigValue(text);
-    case ValueKind::kStringList: {
-      nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-      if (!j.is_array()) return bad();
-      std::vector<std::string> list;
-      for (const auto& e : j) {
-        if (!e.is_string()) return bad();
-        list.push_back(e.get<std::string>());
-      }
-      return ConfigValue(std::move(list));
-    }
+    case ValueKind::kStringList:
+      return config::ValueFromJsonText(key, text);
   }
   return bad();
 }

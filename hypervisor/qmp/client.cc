@@ -34,17 +34,6 @@ absl::Status ErrorReplyStatus(absl::string_view command, const Reply& r) {
   return st;
 }
 
-// Every member of `subset` is in `value` with an equal value (objects compared recursively).
-bool Contains(const Json& value, const Json& subset) {
-  if (!subset.is_object()) return value == subset;
-  if (!value.is_object()) return false;
-  for (const auto& [k, v] : subset.items()) {
-    auto it = value.find(k);
-    if (it == value.end() || !Contains(*it, v)) return false;
-  }
-  return true;
-}
-
 std::string Seconds(absl::Duration d) {
   return absl::FormatDuration(absl::Trunc(d, absl::Milliseconds(1)));
 }
@@ -275,7 +264,7 @@ absl::Status Client::Dispatch(Message message) {
   }
   Event ev = std::move(std::get<Event>(message));
   for (auto& [id, w] : waiters_) {
-    if (!w.event && w.name == ev.name && Contains(ev.data, w.match)) {
+    if (!w.event && w.name == ev.name && JsonContains(ev.data, w.match)) {
       w.event = std::move(ev);
       return absl::OkStatus();
     }

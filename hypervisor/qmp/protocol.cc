@@ -149,6 +149,16 @@ absl::StatusOr<std::optional<std::string>> Framer::Next() {
   }
 }
 
+bool JsonContains(const Json& value, const Json& subset) {
+  if (!subset.is_object()) return value == subset;
+  if (!value.is_object()) return false;
+  for (const auto& [k, v] : subset.items()) {
+    auto it = value.find(k);
+    if (it == value.end() || !JsonContains(*it, v)) return false;
+  }
+  return true;
+}
+
 std::string EncodeCommand(absl::string_view name, const Json& args, const Json& id) {
   Json cmd = Json::object();
   cmd["execute"] = std::string(name);

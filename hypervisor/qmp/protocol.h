@@ -75,6 +75,10 @@ class Framer {
   size_t start_ = 0;
 };
 
+// True when every member of `subset` is in `value` with an equal value, objects compared
+// recursively (how event waiters and the fake peer match data and arguments).
+bool JsonContains(const Json& value, const Json& subset);
+
 // {"execute":NAME,"arguments":ARGS,"id":ID}\r\n; "arguments" is omitted when ARGS is null or an
 // empty object.
 std::string EncodeCommand(absl::string_view name, const Json& args, const Json& id);

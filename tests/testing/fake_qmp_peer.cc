@@ -9,22 +9,9 @@
 #include <cstring>
 
 #include "gtest/gtest.h"
+#include "hypervisor/qmp/protocol.h"
 
 namespace runvm::testing {
-namespace {
-
-bool Contains(const nlohmann::json& value, const nlohmann::json& subset) {
-  if (!subset.is_object()) return value == subset;
-  if (!value.is_object()) return false;
-  for (const auto& [k, v] : subset.items()) {
-    auto it = value.find(k);
-    if (it == value.end() || !Contains(*it, v)) return false;
-  }
-  return true;
-}
-
-}  // namespace
-
 FakeQmpPeer::FakeQmpPeer() {
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
@@ -79,7 +66,7 @@ FakeQmpPeer& FakeQmpPeer::ExpectCommand(std::string name, Json args_subset) {
                         return false;
                       }
                       Json args = cmd.contains("arguments") ? cmd["arguments"] : Json::object();
-                      if (!Contains(args, args_subset)) {
+                      if (!qmp::JsonContains(args, args_subset)) {
                         Fail("command " + name + ": arguments " + args.dump() + " do not contain " +
                              args_subset.dump());
                         return false;
