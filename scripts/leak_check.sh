@@ -9,6 +9,7 @@ snapshot() {
   {
     pgrep -a -f '(^|/)(qemu-system-x86_64|virtiofsd)( |$)' | sed 's/^/process /' || true
     pgrep -a -f 'runvm .*shim' | sed 's/^/process /' || true
+    pgrep -a -x runvm-watch | sed 's/^/process /' || true
     awk '{print "mount " $2}' /proc/self/mounts | grep -E 'runvm' || true
     ip -o link show type tun 2>/dev/null | awk -F': ' '{print "tap " $2}' || true
     ls -d /run/runvm/* /tmp/runvm-test.* 2>/dev/null | sed 's/^/path /' || true

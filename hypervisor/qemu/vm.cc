@@ -3,11 +3,15 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -81,6 +85,39 @@ absl::Status EndProcess(const ProcessIdentity& id, absl::Duration grace, const c
     return absl::InternalError(absl::StrCat(what, " (pid ", id.pid, ") survived SIGKILL"));
   }
   return absl::OkStatus();
+}
+
+// Forks the watcher: detached, holding nothing but the two pidfds (so no pipe or socket of the
+// caller stays open through it). Only async-signal-safe calls after fork.
+absl::StatusOr<ProcessIdentity> StartWatcher(const ProcessIdentity& qemu_id,
+                                             const ProcessIdentity& virtiofsd_id) {
+  ASSIGN_OR_RETURN(Fd qemu_fd, OpenVerifiedPidfd(qemu_id));
+  ASSIGN_OR_RETURN(Fd fs_fd, OpenVerifiedPidfd(virtiofsd_id));
+  ASSIGN_OR_RETURN(Fd devnull, OpenFile("/dev/null", O_RDWR));
+  pid_t pid = ::fork();
+  if (pid < 0) return ErrnoError("fork the virtiofsd watcher");
+  if (pid == 0) {
+    ::setsid();
+    ::prctl(PR_SET_NAME, "runvm-watch");
+    for (int std_fd = 0; std_fd <= 2; ++std_fd) ::dup2(devnull.get(), std_fd);
+    // Keep the two pidfds at 3 and 4, close everything else.
+    int q = ::fcntl(qemu_fd.get(), F_DUPFD_CLOEXEC, 100);
+    int f = ::fcntl(fs_fd.get(), F_DUPFD_CLOEXEC, 100);
+    ::dup2(q, 3);
+    ::dup2(f, 4);
+    ::close_range(5, UINT_MAX, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    pollfd p[2] = {{3, POLLIN, 0}, {4, POLLIN, 0}};
+    while (::poll(p, 2, -1) < 0) {
+    }
+    // Whichever went first, the other goes too (a pidfd signal never reaches a successor).
+    ::syscall(SYS_pidfd_send_signal, p[0].revents ? 4 : 3, SIGTERM, nullptr, 0);
+    ::_exit(0);
+  }
+  // pid, start time and exe do not change with the child's new name.
+  return ReadProcessIdentity(pid);
 }
 
 }  // namespace
@@ -269,6 +306,9 @@ absl::StatusOr<RunningVm> StartVm(const VmSpec& spec) {
   absl::Status st = (*client)->Execute("cont", nullptr, deadline).status();
   if (!st.ok()) return start_failure(st);
 
+  if (virtiofsd) {
+    ASSIGN_OR_RETURN(vm.watcher, StartWatcher(vm.qemu, *vm.virtiofsd));
+  }
   qemu.Release();
   if (virtiofsd) virtiofsd->Release();
   cleanup.dir.clear();
@@ -294,9 +334,12 @@ absl::Status StopVm(const RunningVm& vm, absl::Duration timeout) {
     }
     result.Update(EndProcess(*vm.virtiofsd, absl::Seconds(2), "virtiofsd"));
   }
+  // The watcher exits once QEMU and virtiofsd are gone; make sure.
+  if (vm.watcher) result.Update(EndProcess(*vm.watcher, absl::Seconds(2), "the virtiofsd watcher"));
   // Reap them when they were our children (a caller that started and stops in one process).
   ::waitpid(vm.qemu.pid, nullptr, WNOHANG);
   if (vm.virtiofsd) ::waitpid(vm.virtiofsd->pid, nullptr, WNOHANG);
+  if (vm.watcher) ::waitpid(vm.watcher->pid, nullptr, WNOHANG);
   if (!vm.run_dir.empty()) RemoveTree(vm.run_dir);
   return result;
 }

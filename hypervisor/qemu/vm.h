@@ -47,6 +47,9 @@ struct RunningVm {
   bool owns_shared_dir = false;
   ProcessIdentity qemu;
   std::optional<ProcessIdentity> virtiofsd;
+  // A small detached process (comm "runvm-watch") that ends the sandbox when virtiofsd dies and
+  // ends virtiofsd when QEMU is gone; it exits with them.
+  std::optional<ProcessIdentity> watcher;
 
   std::string qmp_socket() const { return run_dir + "/qmp.sock"; }
   std::string qmp_events_socket() const { return run_dir + "/qmp-events.sock"; }
@@ -57,7 +60,9 @@ struct RunningVm {
 // The run directory of a sandbox: <socket_base>/<16 hex digits>.
 std::string RunDirFor(const std::string& socket_base, const std::string& sandbox_id);
 
-// Starts the VM and returns once QEMU answers on QMP and runs. On any failure everything
+// Starts the VM and returns once QEMU answers on QMP and runs. With virtiofsd, a watcher is
+// started as well: QEMU keeps running when virtiofsd dies (its shared filesystem just stops),
+// so the watcher sends QEMU SIGTERM then. On any failure everything
 // started or created so far is stopped and removed, and the error carries QEMU's (or
 // virtiofsd's) own text when it exited.
 absl::StatusOr<RunningVm> StartVm(const VmSpec& spec);

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "base/file.h"
 #include "base/process.h"
 #include "gtest/gtest.h"
 #include "tests/testing/guest_shell.h"
@@ -60,6 +61,9 @@ class VmTest : public ::testing::Test {
     if (vm.virtiofsd) {
       EXPECT_FALSE(IsAlive(*vm.virtiofsd)) << "virtiofsd survived";
     }
+    if (vm.watcher) {
+      EXPECT_FALSE(IsAlive(*vm.watcher)) << "the watcher survived";
+    }
     EXPECT_FALSE(std::filesystem::exists(vm.run_dir)) << vm.run_dir;
   }
 
@@ -71,6 +75,9 @@ TEST_F(VmTest, BootsFromTheInitrdAndAnswersOnTheAgentPort) {
   EXPECT_TRUE(IsAlive(vm.qemu));
   ASSERT_TRUE(vm.virtiofsd.has_value());
   EXPECT_TRUE(IsAlive(*vm.virtiofsd));
+  ASSERT_TRUE(vm.watcher.has_value());
+  EXPECT_EQ(ReadFile("/proc/" + std::to_string(vm.watcher->pid) + "/comm").value_or(""),
+            "runvm-watch\n");
   EXPECT_EQ(vm.qemu.exe, "/usr/bin/qemu-system-x86_64");
   std::string ready;
   absl::StatusOr<GuestShell> shell = GuestShell::Connect(vm.agent_socket(), Boot(), &ready);
@@ -130,6 +137,21 @@ TEST_F(VmTest, BridgesAndRootPortsAreVisibleInTheGuest) {
   EXPECT_EQ(bridges, 2) << r.output;
   EXPECT_EQ(ports, 3) << r.output;
   EXPECT_THAT(r.output, HasSubstr("0000:00:02.0 0x1b36 0x0001")) << "first bridge at slot 2";
+  ASSERT_THAT(StopVm(vm), IsOk());
+  ExpectNothingLeft(vm);
+}
+
+TEST_F(VmTest, WhenVirtiofsdDiesTheSandboxIsStopped) {
+  ASSERT_OK_AND_ASSIGN(RunningVm vm, StartVm(Spec()));
+  ASSERT_TRUE(vm.virtiofsd && vm.watcher);
+  EXPECT_TRUE(IsAlive(*vm.watcher));
+  ::kill(vm.virtiofsd->pid, SIGKILL);
+  absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while ((IsAlive(vm.qemu) || IsAlive(*vm.watcher)) && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_FALSE(IsAlive(vm.qemu)) << "QEMU kept running without its virtiofsd";
+  EXPECT_FALSE(IsAlive(*vm.watcher));
   ASSERT_THAT(StopVm(vm), IsOk());
   ExpectNothingLeft(vm);
 }
