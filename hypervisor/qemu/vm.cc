@@ -94,21 +94,28 @@ absl::StatusOr<ProcessIdentity> StartWatcher(const ProcessIdentity& qemu_id,
   ASSIGN_OR_RETURN(Fd qemu_fd, OpenVerifiedPidfd(qemu_id));
   ASSIGN_OR_RETURN(Fd fs_fd, OpenVerifiedPidfd(virtiofsd_id));
   ASSIGN_OR_RETURN(Fd devnull, OpenFile("/dev/null", O_RDWR));
+  // The child says when it has its name and descriptors, so the caller (and a leak check) never
+  // sees a half-made watcher.
+  ASSIGN_OR_RETURN(Pipe ready, MakePipe());
   pid_t pid = ::fork();
   if (pid < 0) return ErrnoError("fork the virtiofsd watcher");
   if (pid == 0) {
     ::setsid();
     ::prctl(PR_SET_NAME, "runvm-watch");
     for (int std_fd = 0; std_fd <= 2; ++std_fd) ::dup2(devnull.get(), std_fd);
-    // Keep the two pidfds at 3 and 4, close everything else.
+    // Keep the two pidfds at 3 and 4 and the ready pipe at 5, close everything else.
     int q = ::fcntl(qemu_fd.get(), F_DUPFD_CLOEXEC, 100);
     int f = ::fcntl(fs_fd.get(), F_DUPFD_CLOEXEC, 100);
+    int r = ::fcntl(ready.write.get(), F_DUPFD_CLOEXEC, 100);
     ::dup2(q, 3);
     ::dup2(f, 4);
-    ::close_range(5, UINT_MAX, 0);
+    ::dup2(r, 5);
+    ::close_range(6, UINT_MAX, 0);
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    [[maybe_unused]] ssize_t n = ::write(5, "r", 1);
+    ::close(5);
     pollfd p[2] = {{3, POLLIN, 0}, {4, POLLIN, 0}};
     while (::poll(p, 2, -1) < 0) {
     }
@@ -116,6 +123,12 @@ absl::StatusOr<ProcessIdentity> StartWatcher(const ProcessIdentity& qemu_id,
     ::syscall(SYS_pidfd_send_signal, p[0].revents ? 4 : 3, SIGTERM, nullptr, 0);
     ::_exit(0);
   }
+  ready.write.reset();
+  char c;
+  ssize_t n;
+  do {
+    n = ::read(ready.read.get(), &c, 1);
+  } while (n < 0 && errno == EINTR);
   // pid, start time and exe do not change with the child's new name.
   return ReadProcessIdentity(pid);
 }
