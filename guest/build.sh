@@ -23,8 +23,15 @@ GUEST_MODULES="virtio_pci virtio_blk virtio_net virtio_console virtio_scsi sd_mo
   virtiofs libnvdimm nfit nd_btt nd_pmem virtio_mem"
 LOADER_MODULES="virtio_pci virtio_blk libnvdimm nfit nd_btt nd_pmem"
 
-kpkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null |
-  awk '/Depends: linux-image-/{print $2; exit}')
+resolve_kernel() {
+  apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/{print $2; exit}'
+}
+kpkg=$(resolve_kernel)
+if [ -z "$kpkg" ]; then
+  # Package lists missing or stale (a fresh machine whose other packages were already there).
+  apt-get update -q >/dev/null
+  kpkg=$(resolve_kernel)
+fi
 if [ -z "$kpkg" ]; then
   echo "guest/build.sh: cannot resolve linux-image-cloud-amd64 (run apt-get update)" >&2
   exit 1
