@@ -43,7 +43,7 @@ double Ms(absl::Time t0) { return absl::ToDoubleMilliseconds(absl::Now() - t0); 
 
 // Boots the bare guest (same kernel, initrd and guest init, with the agent port it looks for; no
 // host on it: the init prints its console marker once it has found the port) and returns the
-// milliseconds to that marker. `memory` is the -m value.
+// milliseconds to that marker. `memory` is the -m value. The kernel command line is runvm's.
 double BareGuestMs(const config::QemuConfig& cfg, const std::string& memory,
                    const std::string& agent_socket) {
   config::QemuConfig bare = cfg;
@@ -162,7 +162,6 @@ int main(int argc, char** argv) {
   // (b) Guest ready.
   mine.clear();
   floor.clear();
-  std::vector<double> floor_hotplug;
   spec.config.shared_fs = "virtio-fs";
   for (int i = 0; i < runs; ++i) {
     absl::Time t0 = absl::Now();
@@ -174,15 +173,7 @@ int main(int argc, char** argv) {
     (void)qemu::StopVm(*vm);
 
     floor.push_back(BareGuestMs(spec.config, "512M", dir.path() + "/bare-agent.sock"));
-    // The same, with the memory layout memory hotplug needs (slots and maxmem, as runvm).
-    floor_hotplug.push_back(
-        BareGuestMs(spec.config,
-                    absl::StrCat("512M,slots=", spec.config.memory_slots,
-                                 ",maxmem=", spec.host_memory_mib + qemu::kNvdimmReserveMib, "M"),
-                    dir.path() + "/bare-agent.sock"));
   }
   bench::Emit("boot", "start to guest ready", bench::Median(mine), bench::Median(floor), runs);
-  bench::Emit("boot", "start to guest ready, floor with hotplug memory layout", bench::Median(mine),
-              bench::Median(floor_hotplug), runs);
   return 0;
 }
