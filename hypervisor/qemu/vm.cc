@@ -353,7 +353,8 @@ absl::Status StopVm(const RunningVm& vm, absl::Duration timeout) {
   ::waitpid(vm.qemu.pid, nullptr, WNOHANG);
   if (vm.virtiofsd) ::waitpid(vm.virtiofsd->pid, nullptr, WNOHANG);
   if (vm.watcher) ::waitpid(vm.watcher->pid, nullptr, WNOHANG);
-  if (!vm.run_dir.empty()) RemoveTree(vm.run_dir);
+  // Sockets and logs go only with the processes: if one survived, its state stays inspectable.
+  if (result.ok() && !vm.run_dir.empty()) RemoveTree(vm.run_dir);
   return result;
 }
 
