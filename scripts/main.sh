@@ -12,8 +12,8 @@ cmake --build --preset release -j "$(nproc)"
 cmake --install build/release --prefix /usr/local >/dev/null
 
 echo "=== runvm --version"
-runvm --version
+/usr/local/bin/runvm --version
 echo "=== runvm check --boot"
-runvm check --boot
+/usr/local/bin/runvm check --boot
 echo "=== runvm env"
-runvm env
+/usr/local/bin/runvm env
