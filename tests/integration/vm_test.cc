@@ -1,6 +1,8 @@
 // Boot and stop real sandbox VMs under TCG with the guest built by guest/build.sh.
 #include "hypervisor/qemu/vm.h"
 
+#include "hypervisor/qemu/vm_record.h"
+
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -154,6 +156,18 @@ TEST_F(VmTest, WhenVirtiofsdDiesTheSandboxIsStopped) {
   EXPECT_FALSE(IsAlive(*vm.watcher));
   ASSERT_THAT(StopVm(vm), IsOk());
   ExpectNothingLeft(vm);
+}
+
+TEST_F(VmTest, ALaterInvocationStopsTheVmFromItsRecord) {
+  persist::Store store(dir_.path() + "/state");
+  {
+    ASSERT_OK_AND_ASSIGN(RunningVm vm, StartVm(Spec()));
+    ASSERT_THAT(SaveVm(store, "sandboxes/vm-test/vm.json", vm), IsOk());
+  }  // the starting invocation is gone; only the record remains
+  ASSERT_OK_AND_ASSIGN(RunningVm loaded, LoadVm(store, "sandboxes/vm-test/vm.json"));
+  EXPECT_TRUE(IsAlive(loaded.qemu));
+  ASSERT_THAT(StopVm(loaded), IsOk());
+  ExpectNothingLeft(loaded);
 }
 
 TEST_F(VmTest, StopOfAVanishedVmSucceedsAndCleansUp) {
