@@ -231,7 +231,6 @@ absl::StatusOr<RunningVm> StartVm(const VmSpec& spec) {
   vm.shared_dir = spec.shared_dir;
   if (vm.shared_dir.empty()) {
     vm.shared_dir = vm.run_dir + "/shared";
-    vm.owns_shared_dir = true;
     if (::mkdir(vm.shared_dir.c_str(), 0700) != 0) return ErrnoError("mkdir " + vm.shared_dir);
   }
   in.shared_dir = vm.shared_dir;

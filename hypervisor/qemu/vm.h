@@ -43,8 +43,7 @@ struct RunningVm {
   std::string sandbox_id;
   std::string uuid;
   std::string run_dir;
-  std::string shared_dir;
-  bool owns_shared_dir = false;
+  std::string shared_dir;  // <run_dir>/shared unless VmSpec named one (then left on stop)
   ProcessIdentity qemu;
   std::optional<ProcessIdentity> virtiofsd;
   // A small detached process (comm "runvm-watch") that ends the sandbox when virtiofsd dies and

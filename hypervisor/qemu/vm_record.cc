@@ -44,7 +44,6 @@ Json VmToJson(const RunningVm& vm) {
             {"uuid", vm.uuid},
             {"run_dir", vm.run_dir},
             {"shared_dir", vm.shared_dir},
-            {"owns_shared_dir", vm.owns_shared_dir},
             {"qemu", IdentityToJson(vm.qemu)}};
   if (vm.virtiofsd) j["virtiofsd"] = IdentityToJson(*vm.virtiofsd);
   if (vm.watcher) j["watcher"] = IdentityToJson(*vm.watcher);
@@ -58,9 +57,6 @@ absl::StatusOr<RunningVm> VmFromJson(const Json& j) {
   ASSIGN_OR_RETURN(vm.uuid, String(j, "uuid"));
   ASSIGN_OR_RETURN(vm.run_dir, String(j, "run_dir"));
   ASSIGN_OR_RETURN(vm.shared_dir, String(j, "shared_dir"));
-  auto owns = j.find("owns_shared_dir");
-  if (owns == j.end() || !owns->is_boolean()) return Missing("owns_shared_dir", "a boolean");
-  vm.owns_shared_dir = owns->get<bool>();
   ASSIGN_OR_RETURN(vm.qemu, Identity(j, "qemu"));
   for (auto [field, slot] :
        {std::pair<const char*, std::optional<ProcessIdentity>*>{"virtiofsd", &vm.virtiofsd},

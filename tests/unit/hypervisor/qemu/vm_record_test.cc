@@ -18,7 +18,6 @@ RunningVm Sample() {
   vm.uuid = "6b7b3c1e-8f5a-4c3e-9d2b-1a2b3c4d5e6f";
   vm.run_dir = "/run/runvm/vm/0123456789abcdef";
   vm.shared_dir = vm.run_dir + "/shared";
-  vm.owns_shared_dir = true;
   vm.qemu = {4242, 123456789, "/usr/bin/qemu-system-x86_64"};
   vm.virtiofsd = ProcessIdentity{4243, 123456790, "/usr/lib/qemu/virtiofsd"};
   return vm;
@@ -26,8 +25,8 @@ RunningVm Sample() {
 
 bool Same(const RunningVm& a, const RunningVm& b) {
   return a.sandbox_id == b.sandbox_id && a.uuid == b.uuid && a.run_dir == b.run_dir &&
-         a.shared_dir == b.shared_dir && a.owns_shared_dir == b.owns_shared_dir &&
-         a.qemu == b.qemu && a.virtiofsd == b.virtiofsd && a.watcher == b.watcher;
+         a.shared_dir == b.shared_dir && a.qemu == b.qemu && a.virtiofsd == b.virtiofsd &&
+         a.watcher == b.watcher;
 }
 
 TEST(VmRecord, RoundTripsThroughTheStore) {
@@ -45,8 +44,7 @@ TEST(VmRecord, RoundTripsThroughTheStore) {
 
 TEST(VmRecord, StrictAboutEveryField) {
   nlohmann::json j = VmToJson(Sample());
-  for (const char* field :
-       {"sandbox_id", "uuid", "run_dir", "shared_dir", "owns_shared_dir", "qemu"}) {
+  for (const char* field : {"sandbox_id", "uuid", "run_dir", "shared_dir", "qemu"}) {
     nlohmann::json broken = j;
     broken.erase(field);
     EXPECT_THAT(VmFromJson(broken),
