@@ -92,9 +92,13 @@ install -m 0644 "$kroot/boot/vmlinuz-$release" "$out/vmlinuz.tmp"
 cpio_gz "$work/guest" "$out/initrd.img.tmp"
 cpio_gz "$work/loader" "$out/image-loader.img.tmp"
 rm -f "$out/rootfs.img.tmp"
-E2FSPROGS_FAKE_TIME=1 mkfs.ext4 -q -F -b 4096 -L runvm-root -U 6b7b3c1e-8f5a-4c3e-9d2b-000000000001 \
+SOURCE_DATE_EPOCH=0 E2FSPROGS_FAKE_TIME=1 mkfs.ext4 -q -F -b 4096 -L runvm-root -U 6b7b3c1e-8f5a-4c3e-9d2b-000000000001 \
   -E hash_seed=6b7b3c1e-8f5a-4c3e-9d2b-000000000002,root_owner=0:0 -N 4096 \
   -d "$work/guest" "$out/rootfs.img.tmp" 64M
+# mkfs copies each file's ctime (always "now") and atime: pin them so the image is reproducible.
+(cd "$work/guest" && find . -mindepth 1 | LC_ALL=C sort | sed 's|^\.||' |
+  while read -r f; do printf 'sif "%s" ctime 1\nsif "%s" atime 1\n' "$f" "$f"; done) > "$work/pin"
+E2FSPROGS_FAKE_TIME=1 debugfs -w -f "$work/pin" "$out/rootfs.img.tmp" >/dev/null 2>&1
 
 for f in vmlinuz initrd.img image-loader.img rootfs.img; do mv "$out/$f.tmp" "$out/$f"; done
 echo "$stamp" > "$out/.stamp"
