@@ -24,6 +24,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "base/deadline.h"
+#include "base/failpoint.h"
 #include "base/file.h"
 #include "base/process.h"
 #include "base/status.h"
@@ -227,6 +228,7 @@ absl::StatusOr<RunningVm> StartVm(const VmSpec& spec) {
       if (!dir.empty()) RemoveTree(dir);
     }
   } cleanup{vm.run_dir};
+  RUNVM_FAILPOINT("vm.start.after-run-dir");
 
   vm.shared_dir = spec.shared_dir;
   if (vm.shared_dir.empty()) {
@@ -254,6 +256,7 @@ absl::StatusOr<RunningVm> StartVm(const VmSpec& spec) {
     o.fds = {{1, log.get()}, {2, log.get()}, {3, listen.get()}};
     ASSIGN_OR_RETURN(Child child, Spawn(o));
     virtiofsd = std::move(child);
+    RUNVM_FAILPOINT("vm.start.after-virtiofsd-spawn");
     // Our copy closes here: if virtiofsd dies, QEMU's connect is refused instead of hanging.
   }
 
@@ -264,6 +267,7 @@ absl::StatusOr<RunningVm> StartVm(const VmSpec& spec) {
             {in.qmp_fd, qmp.get()},     {in.qmp_events_fd, events.get()},
             {in.agent_fd, agent.get()}, {in.console_fd, console.get()}};
   ASSIGN_OR_RETURN(Child qemu, Spawn(qo));
+  RUNVM_FAILPOINT("vm.start.after-qemu-spawn");
   qmp.reset();
   events.reset();
   agent.reset();
@@ -301,6 +305,7 @@ absl::StatusOr<RunningVm> StartVm(const VmSpec& spec) {
   absl::StatusOr<std::unique_ptr<qmp::Client>> client =
       qmp::Client::Connect(vm.qmp_socket(), deadline);
   if (!client.ok()) return start_failure(client.status());
+  RUNVM_FAILPOINT("vm.start.after-qmp-ready");
 
   ASSIGN_OR_RETURN(std::string pidtext, ReadFile(absl::StrCat(vm.run_dir, "/", kPidFile), 64));
   int pid = 0;
@@ -317,6 +322,7 @@ absl::StatusOr<RunningVm> StartVm(const VmSpec& spec) {
   // Cold setup (nothing yet: devices arrive with hotplug), then run.
   absl::Status st = (*client)->Execute("cont", nullptr, deadline).status();
   if (!st.ok()) return start_failure(st);
+  RUNVM_FAILPOINT("vm.start.after-cont");
 
   if (virtiofsd) {
     ASSIGN_OR_RETURN(vm.watcher, StartWatcher(vm.qemu, *vm.virtiofsd));
@@ -334,6 +340,7 @@ absl::Status StopVm(const RunningVm& vm, absl::Duration timeout) {
     auto client = qmp::Client::Connect(vm.qmp_socket(), absl::Now() + absl::Seconds(1));
     if (client.ok()) {
       (void)(*client)->Execute("quit", nullptr, absl::Now() + absl::Seconds(1));
+      RUNVM_FAILPOINT("vm.stop.after-quit");
     }
     result.Update(EndProcess(vm.qemu, timeout, "QEMU"));
   }
@@ -352,6 +359,7 @@ absl::Status StopVm(const RunningVm& vm, absl::Duration timeout) {
   ::waitpid(vm.qemu.pid, nullptr, WNOHANG);
   if (vm.virtiofsd) ::waitpid(vm.virtiofsd->pid, nullptr, WNOHANG);
   if (vm.watcher) ::waitpid(vm.watcher->pid, nullptr, WNOHANG);
+  RUNVM_FAILPOINT("vm.stop.before-remove");
   // Sockets and logs go only with the processes: if one survived, its state stays inspectable.
   if (result.ok() && !vm.run_dir.empty()) RemoveTree(vm.run_dir);
   return result;

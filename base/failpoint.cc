@@ -1,0 +1,28 @@
+#include "base/failpoint.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+namespace runvm {
+namespace {
+
+constexpr const char* kFailpoints[] = {
+    "vm.start.after-run-dir",    "vm.start.after-virtiofsd-spawn",
+    "vm.start.after-qemu-spawn", "vm.start.after-qmp-ready",
+    "vm.start.after-cont",       "vm.stop.after-quit",
+    "vm.stop.before-remove",
+};
+
+}  // namespace
+
+void Failpoint(absl::string_view name) {
+  // Read each time (a handful of calls per invocation), so a test can arm it in a child.
+  const char* armed = std::getenv("RUNVM_FAILPOINT");
+  if (armed != nullptr && name == armed) ::kill(::getpid(), SIGKILL);
+}
+
+std::span<const char* const> AllFailpoints() { return kFailpoints; }
+
+}  // namespace runvm
