@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "hypervisor/qemu/vm.h"
 #include "runtime/config_loader.h"
 
 namespace runvm {
@@ -30,7 +31,7 @@ struct HostPaths {
 struct CheckOptions {
   // Also boot a throwaway sandbox VM with this configuration and wait for its guest.
   bool boot = false;
-  std::string socket_base = "/run/runvm/vm";
+  std::string socket_base = qemu::kDefaultSocketBase;
 };
 
 std::vector<CheckResult> CheckHost(const LoadedConfig& loaded, const HostPaths& paths = {},

@@ -113,11 +113,6 @@ FakeQmpPeer& FakeQmpPeer::ReplyError(std::string error_class, std::string desc) 
   return *this;
 }
 
-FakeQmpPeer& FakeQmpPeer::ReplyWithId(Json id, Json value) {
-  Json r = {{"return", value}, {"id", id}};
-  return Raw(r.dump() + "\r\n");
-}
-
 FakeQmpPeer& FakeQmpPeer::Event(std::string name, Json data) {
   Json e = {{"event", name},
             {"data", data},

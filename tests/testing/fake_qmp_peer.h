@@ -55,8 +55,6 @@ class FakeQmpPeer {
   // Replies to the last expected command, echoing its id.
   FakeQmpPeer& Reply(Json value = Json::object());
   FakeQmpPeer& ReplyError(std::string error_class, std::string desc);
-  // A reply with the given id instead of the command's.
-  FakeQmpPeer& ReplyWithId(Json id, Json value = Json::object());
   FakeQmpPeer& Event(std::string name, Json data = Json::object());
   FakeQmpPeer& Raw(std::string bytes);
   FakeQmpPeer& Delay(absl::Duration d);
