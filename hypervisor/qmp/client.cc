@@ -11,6 +11,7 @@
 
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "base/deadline.h"
 #include "base/status.h"
@@ -286,27 +287,45 @@ Client::WaiterId Client::ExpectEvent(absl::string_view name, Json data_subset) {
 void Client::CancelEvent(WaiterId id) { waiters_.erase(id); }
 
 absl::StatusOr<Event> Client::WaitEvent(WaiterId id, absl::Time deadline) {
-  auto it = waiters_.find(id);
-  if (it == waiters_.end()) {
-    return absl::NotFoundError(absl::StrCat("QMP event waiter ", id, " is not registered"));
+  ASSIGN_OR_RETURN(Fired fired, WaitAnyEvent({id}, deadline));
+  return std::move(fired.event);
+}
+
+absl::StatusOr<Client::Fired> Client::WaitAnyEvent(const std::vector<WaiterId>& ids,
+                                                   absl::Time deadline) {
+  std::vector<std::string> names;
+  for (WaiterId id : ids) {
+    auto it = waiters_.find(id);
+    if (it == waiters_.end()) {
+      return absl::NotFoundError(absl::StrCat("QMP event waiter ", id, " is not registered"));
+    }
+    names.push_back(absl::StrCat(it->second.name, " matching ", it->second.match.dump()));
   }
-  std::string what = absl::StrCat("event ", it->second.name, " matching ", it->second.match.dump());
-  if (!it->second.event) {
+  std::string what = absl::StrCat("event ", absl::StrJoin(names, " or "));
+  auto fired = [&]() -> std::optional<WaiterId> {
+    for (WaiterId id : ids) {
+      if (waiters_.at(id).event) return id;
+    }
+    return std::nullopt;
+  };
+  if (!fired()) {
     if (!health_.ok()) {
       return absl::FailedPreconditionError(
           absl::StrCat("cannot wait for ", what, ": the session is unusable: ", health_.message()));
     }
     absl::Time start = absl::Now();
-    absl::Status st = Pump(deadline, what, [&] { return it->second.event.has_value(); });
+    absl::Status st = Pump(deadline, what, [&] { return fired().has_value(); });
     if (absl::IsDeadlineExceeded(st)) {
       return absl::DeadlineExceededError(
           absl::StrCat("no ", what, " within ", Seconds(deadline - start)));
     }
     RETURN_IF_ERROR(st);
   }
-  Event ev = std::move(*it->second.event);
+  WaiterId id = *fired();
+  auto it = waiters_.find(id);
+  Fired out{id, std::move(*it->second.event)};
   waiters_.erase(it);
-  return ev;
+  return out;
 }
 
 absl::Status Client::PollEvents(absl::Time deadline) {

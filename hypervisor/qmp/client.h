@@ -96,6 +96,14 @@ class Client {
   // Waits for the waiter's event (returned at once when it already came). On success the waiter
   // is gone; on DeadlineExceeded it stays registered until CancelEvent() or a later wait.
   absl::StatusOr<Event> WaitEvent(WaiterId id, absl::Time deadline);
+  // Waits until one of `ids` has its event (the first in `ids` order when several have) and
+  // returns which one; that waiter is gone, the others stay registered. Used to wait for a
+  // device's deletion or the guest's refusal, whichever comes first.
+  struct Fired {
+    WaiterId id;
+    Event event;
+  };
+  absl::StatusOr<Fired> WaitAnyEvent(const std::vector<WaiterId>& ids, absl::Time deadline);
   void CancelEvent(WaiterId id);
 
   // Reads what QEMU sends until an unclaimed event is queued or `deadline` passes (OK either way);
