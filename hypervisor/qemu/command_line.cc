@@ -7,14 +7,29 @@
 
 namespace runvm::qemu {
 namespace {
-
-constexpr int kFirstBridgeSlot = 2;
-
 bool BootsImage(const config::QemuConfig& c) { return !c.image.empty(); }
+}  // namespace
+
 bool ImageOnNvdimm(const config::QemuConfig& c) { return BootsImage(c) && !c.disable_image_nvdimm; }
 bool SharesMemory(const config::QemuConfig& c) {
   return c.shared_fs == "virtio-fs" || !c.file_mem_backend.empty() || c.enable_hugepages;
 }
+std::string MemoryPath(const config::QemuConfig& c) {
+  return c.enable_hugepages            ? "/dev/hugepages"
+         : !c.file_mem_backend.empty() ? c.file_mem_backend
+                                       : "/dev/shm";
+}
+std::string RootBus(const config::QemuConfig& c) {
+  return c.machine_type == "q35" ? "pcie.0" : "pci.0";
+}
+std::string BridgeId(int64_t i) { return absl::StrCat("pci-bridge-", i); }
+int BridgeSlot(int64_t i) { return kFirstBridgeSlot + static_cast<int>(i); }
+std::string RootPortId(int64_t i) { return absl::StrCat("rp", i); }
+int64_t MaxMemoryMib(const config::QemuConfig& c, int64_t host_memory_mib) {
+  return host_memory_mib + kNvdimmReserveMib + c.memory_offset;
+}
+
+namespace {
 
 class Argv {
  public:
@@ -86,7 +101,7 @@ absl::StatusOr<std::vector<std::string>> BuildCommandLine(const config::QemuConf
         absl::StrCat("command line: the size of image ", c.image, " is needed for its NVDIMM"));
   }
   const bool q35 = c.machine_type == "q35";
-  const std::string root_bus = q35 ? "pcie.0" : "pci.0";
+  const std::string root_bus = RootBus(c);
   Argv a;
   a.Flag(c.path);
   a.Arg("-name", absl::StrCat("sandbox-", in.sandbox_id));
@@ -94,7 +109,7 @@ absl::StatusOr<std::vector<std::string>> BuildCommandLine(const config::QemuConf
 
   Options machine(c.machine_type);
   machine.Add("accel", in.accelerator);
-  if (ImageOnNvdimm(c)) machine.Add("nvdimm", true);
+  if (ImageOnNvdimm(c) || c.block_device_driver == "nvdimm") machine.Add("nvdimm", true);
   if (c.enable_iommu && q35) machine.Add("kernel_irqchip", "split");
   machine.AddRaw(c.machine_accelerators);
   a.Opt("-machine", machine);
@@ -108,14 +123,12 @@ absl::StatusOr<std::vector<std::string>> BuildCommandLine(const config::QemuConf
   }
   a.Arg("-smp", absl::StrCat(c.default_vcpus, ",cores=1,threads=1,sockets=", c.default_maxvcpus,
                              ",maxcpus=", c.default_maxvcpus));
-  a.Arg("-m", absl::StrCat(c.default_memory, "M,slots=", c.memory_slots, ",maxmem=",
-                           in.host_memory_mib + kNvdimmReserveMib + c.memory_offset, "M"));
+  a.Arg("-m", absl::StrCat(c.default_memory, "M,slots=", c.memory_slots,
+                           ",maxmem=", MaxMemoryMib(c, in.host_memory_mib), "M"));
 
   Options ram;
   if (SharesMemory(c)) {
-    std::string mem_path = c.enable_hugepages            ? "/dev/hugepages"
-                           : !c.file_mem_backend.empty() ? c.file_mem_backend
-                                                         : "/dev/shm";
+    std::string mem_path = MemoryPath(c);
     ram = Options("memory-backend-file");
     ram.Add("id", "dimm1").Add("size", absl::StrCat(c.default_memory, "M"));
     ram.Add("mem-path", mem_path).Add("share", true);
@@ -144,7 +157,7 @@ absl::StatusOr<std::vector<std::string>> BuildCommandLine(const config::QemuConf
   for (int64_t i = 0; i < c.default_bridges; ++i, ++slot) {
     a.Opt("-device", Options("pci-bridge")
                          .Add("bus", root_bus)
-                         .Add("id", absl::StrCat("pci-bridge-", i))
+                         .Add("id", BridgeId(i))
                          .Add("chassis_nr", i + 1)
                          .Add("shpc", false)
                          .Add("addr", absl::StrCat(absl::Hex(slot)))
@@ -155,7 +168,7 @@ absl::StatusOr<std::vector<std::string>> BuildCommandLine(const config::QemuConf
   if (q35) {
     for (int64_t i = 0; i < c.pcie_root_port; ++i, ++slot) {
       a.Opt("-device", Options("pcie-root-port")
-                           .Add("id", absl::StrCat("rp", i))
+                           .Add("id", RootPortId(i))
                            .Add("bus", root_bus)
                            .Add("chassis", c.default_bridges + 1 + i)
                            .Add("slot", i)
