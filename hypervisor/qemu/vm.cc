@@ -209,6 +209,8 @@ absl::StatusOr<RunningVm> StartVm(const VmSpec& spec) {
     in.image_size_bytes = st.st_size;
   }
   ASSIGN_OR_RETURN(vm.uuid, NewUuid());
+  vm.config = spec.config;
+  vm.max_memory_mib = MaxMemoryMib(spec.config, spec.host_memory_mib);
   in.uuid = vm.uuid;
 
   std::error_code ec;

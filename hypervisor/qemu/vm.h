@@ -21,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "base/process_identity.h"
+#include "hypervisor/qemu/hotplug_state.h"
 #include "proto/config.h"
 
 namespace runvm::qemu {
@@ -49,6 +50,11 @@ struct RunningVm {
   // A small detached process (comm "runvm-watch") that ends the sandbox when virtiofsd dies and
   // ends virtiofsd when QEMU is gone; it exits with them.
   std::optional<ProcessIdentity> watcher;
+  // The configuration the VM was built from (later edits of configuration.toml never change a
+  // running sandbox) and the maxmem it got.
+  config::QemuConfig config;
+  int64_t max_memory_mib = 0;
+  HotplugState hotplug;
 
   std::string qmp_socket() const { return run_dir + "/qmp.sock"; }
   std::string qmp_events_socket() const { return run_dir + "/qmp-events.sock"; }

@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status.h"
+#include "proto/config_codec.h"
 
 namespace runvm::qemu {
 namespace {
@@ -21,6 +22,68 @@ absl::StatusOr<std::string> String(const Json& j, const char* field) {
   auto it = j.find(field);
   if (it == j.end() || !it->is_string()) return Missing(field, "a string");
   return it->get<std::string>();
+}
+
+absl::StatusOr<int64_t> Int(const Json& j, const char* field) {
+  auto it = j.find(field);
+  if (it == j.end() || !it->is_number_integer()) return Missing(field, "an integer");
+  return it->get<int64_t>();
+}
+
+absl::StatusOr<bool> Bool(const Json& j, const char* field) {
+  auto it = j.find(field);
+  if (it == j.end() || !it->is_boolean()) return Missing(field, "a boolean");
+  return it->get<bool>();
+}
+
+absl::StatusOr<std::vector<std::string>> Strings(const Json& j, const char* field) {
+  auto it = j.find(field);
+  if (it == j.end() || !it->is_array()) return Missing(field, "a list of strings");
+  std::vector<std::string> out;
+  for (const Json& e : *it) {
+    if (!e.is_string()) return Missing(field, "a list of strings");
+    out.push_back(e.get<std::string>());
+  }
+  return out;
+}
+
+Json DeviceToJson(const PluggedDevice& d) {
+  return {{"id", d.id},
+          {"kind", d.kind},
+          {"bus", d.bus},
+          {"slot", d.slot},
+          {"guest_address", d.guest_address},
+          {"source", d.source},
+          {"size_bytes", d.size_bytes},
+          {"node_name", d.node_name},
+          {"netdev", d.netdev},
+          {"object", d.object},
+          {"chardev", d.chardev},
+          {"fd_names", d.fd_names},
+          {"unplug_pending", d.unplug_pending}};
+}
+
+absl::StatusOr<PluggedDevice> DeviceFromJson(const Json& j) {
+  if (!j.is_object()) return Missing("hotplug.devices[]", "an object");
+  PluggedDevice d;
+  for (auto [field, out] : {std::pair<const char*, std::string*>{"id", &d.id},
+                            {"kind", &d.kind},
+                            {"bus", &d.bus},
+                            {"guest_address", &d.guest_address},
+                            {"source", &d.source},
+                            {"node_name", &d.node_name},
+                            {"netdev", &d.netdev},
+                            {"object", &d.object},
+                            {"chardev", &d.chardev}}) {
+    ASSIGN_OR_RETURN(*out, String(j, field));
+  }
+  ASSIGN_OR_RETURN(int64_t slot, Int(j, "slot"));
+  d.slot = static_cast<int>(slot);
+  ASSIGN_OR_RETURN(d.size_bytes, Int(j, "size_bytes"));
+  ASSIGN_OR_RETURN(d.fd_names, Strings(j, "fd_names"));
+  ASSIGN_OR_RETURN(d.unplug_pending, Bool(j, "unplug_pending"));
+  if (d.id.empty()) return Missing("hotplug.devices[].id", "a non-empty string");
+  return d;
 }
 
 absl::StatusOr<ProcessIdentity> Identity(const Json& j, const std::string& field) {
@@ -47,6 +110,13 @@ Json VmToJson(const RunningVm& vm) {
             {"qemu", IdentityToJson(vm.qemu)}};
   if (vm.virtiofsd) j["virtiofsd"] = IdentityToJson(*vm.virtiofsd);
   if (vm.watcher) j["watcher"] = IdentityToJson(*vm.watcher);
+  config::Config whole;
+  whole.hypervisor = vm.config;
+  j["config"] = Json::parse(config::ToJson(whole, -1))["hypervisor"]["qemu"];
+  j["max_memory_mib"] = vm.max_memory_mib;
+  Json devices = Json::array();
+  for (const PluggedDevice& d : vm.hotplug.devices) devices.push_back(DeviceToJson(d));
+  j["hotplug"] = {{"next_index", vm.hotplug.next_index}, {"devices", std::move(devices)}};
   return j;
 }
 
@@ -64,6 +134,28 @@ absl::StatusOr<RunningVm> VmFromJson(const Json& j) {
     if (!j.contains(field)) continue;
     ASSIGN_OR_RETURN(ProcessIdentity id, Identity(j, field));
     *slot = id;
+  }
+  auto config = j.find("config");
+  if (config == j.end() || !config->is_object()) return Missing("config", "an object");
+  absl::StatusOr<config::Config> whole =
+      config::FromJson(Json{{"hypervisor", {{"qemu", *config}}}}.dump());
+  if (!whole.ok()) return Annotate(whole.status(), "vm record: config");
+  vm.config = whole->hypervisor;
+  ASSIGN_OR_RETURN(vm.max_memory_mib, Int(j, "max_memory_mib"));
+  auto hotplug = j.find("hotplug");
+  if (hotplug == j.end() || !hotplug->is_object()) return Missing("hotplug", "an object");
+  ASSIGN_OR_RETURN(vm.hotplug.next_index, Int(*hotplug, "next_index"));
+  auto devices = hotplug->find("devices");
+  if (devices == hotplug->end() || !devices->is_array()) {
+    return Missing("hotplug.devices", "a list");
+  }
+  for (const Json& d : *devices) {
+    ASSIGN_OR_RETURN(PluggedDevice device, DeviceFromJson(d));
+    if (vm.hotplug.Find(device.id) != nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("vm record: device id \"", device.id, "\" appears twice"));
+    }
+    vm.hotplug.devices.push_back(std::move(device));
   }
   return vm;
 }

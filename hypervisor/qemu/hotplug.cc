@@ -1,0 +1,694 @@
+#include "hypervisor/qemu/hotplug.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <functional>
+#include <set>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "base/status.h"
+#include "devices/block.h"
+#include "devices/tap.h"
+#include "devices/vfio.h"
+#include "hypervisor/qemu/command_line.h"
+#include "hypervisor/qmp/client.h"
+
+namespace runvm::qemu {
+
+using Json = nlohmann::json;
+
+const PluggedDevice* HotplugState::Find(const std::string& id) const {
+  auto it = std::find_if(devices.begin(), devices.end(),
+                         [&](const PluggedDevice& d) { return d.id == id; });
+  return it == devices.end() ? nullptr : &*it;
+}
+
+PluggedDevice* HotplugState::Find(const std::string& id) {
+  return const_cast<PluggedDevice*>(std::as_const(*this).Find(id));
+}
+
+namespace {
+
+constexpr int kScsiIndexLimit = 256 * 256;  // scsi-id 0..255, lun 0..255
+// ACPI _OST status codes that are not a refusal: success, and "ejection in progress".
+constexpr int kOstSuccess = 0;
+constexpr int kOstEjectInProgress = 0x84;
+constexpr int64_t kMiB = 1 << 20;
+constexpr int64_t kNvdimmAlignBytes = 2 * kMiB;
+
+std::string Hex2(int v) { return absl::StrCat(absl::Hex(v, absl::kZeroPad2)); }
+
+int64_t JsonInt(const Json& j, const char* key, int64_t fallback = -1) {
+  auto it = j.find(key);
+  return it != j.end() && it->is_number_integer() ? it->get<int64_t>() : fallback;
+}
+
+}  // namespace
+
+// The undo log of one operation: what each successful step created, undone in reverse order
+// when a later step fails. Undo is skipped when the QMP session is unusable (a timed-out command
+// may still be running in QEMU); the error then says what QEMU may still hold.
+class Hotplug::Steps {
+ public:
+  explicit Steps(Hotplug& hp) : hp_(hp) {}
+  void Add(std::string what, std::function<absl::Status()> undo) {
+    undo_.emplace_back(std::move(what), std::move(undo));
+  }
+  // Returns `cause`, with what could not be undone appended.
+  absl::Status Undo(absl::Status cause) {
+    std::vector<std::string> left;
+    for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) {
+      if (!hp_.qmp_.health().ok()) {
+        left.push_back(it->first);
+        continue;
+      }
+      absl::Status st = it->second();
+      if (!st.ok()) left.push_back(absl::StrCat(it->first, " (", st.message(), ")"));
+    }
+    undo_.clear();
+    if (left.empty()) return cause;
+    return absl::Status(cause.code(),
+                        absl::StrCat(cause.message(), "; not rolled back, QEMU may still hold: ",
+                                     absl::StrJoin(left, ", ")));
+  }
+
+ private:
+  Hotplug& hp_;
+  std::vector<std::pair<std::string, std::function<absl::Status()>>> undo_;
+};
+
+Hotplug::Hotplug(qmp::Client& qmp, RunningVm& vm, HotplugOptions options)
+    : qmp_(qmp), vm_(vm), options_(std::move(options)) {}
+
+absl::StatusOr<Json> Hotplug::Run(absl::string_view device, absl::string_view command,
+                                  const Json& args) {
+  absl::StatusOr<Json> r = qmp_.Execute(command, args, Deadline());
+  if (!r.ok()) return Annotate(r.status(), absl::StrCat(device, ": ", command));
+  return r;
+}
+
+std::string Hotplug::NextId(absl::string_view prefix) {
+  return absl::StrCat(prefix, vm_.hotplug.next_index++);
+}
+
+absl::StatusOr<Hotplug::PciPlace> Hotplug::FreeBridgeSlot(absl::string_view device) const {
+  for (int64_t b = 0; b < vm_.config.default_bridges; ++b) {
+    const std::string bus = BridgeId(b);
+    for (int slot = kFirstBridgeDeviceSlot; slot <= kLastBridgeDeviceSlot; ++slot) {
+      bool used =
+          std::any_of(vm_.hotplug.devices.begin(), vm_.hotplug.devices.end(),
+                      [&](const PluggedDevice& d) { return d.bus == bus && d.slot == slot; });
+      if (!used) return PciPlace{bus, slot, Hex2(BridgeSlot(b)) + "/" + Hex2(slot)};
+    }
+  }
+  return absl::ResourceExhaustedError(
+      absl::StrCat(device, ": no free slot on the ", vm_.config.default_bridges, " PCI bridge(s) (",
+                   kLastBridgeDeviceSlot - kFirstBridgeDeviceSlot + 1,
+                   " slots each); raise default_bridges or unplug a device"));
+}
+
+absl::StatusOr<Hotplug::PciPlace> Hotplug::FreeRootPort(absl::string_view device) const {
+  if (vm_.config.pcie_root_port <= 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        device,
+        ": needs a PCIe root port on q35, but pcie_root_port is 0; set it to the number "
+        "of devices to hot-plug on the root bus"));
+  }
+  for (int64_t i = 0; i < vm_.config.pcie_root_port; ++i) {
+    const std::string bus = RootPortId(i);
+    bool used = std::any_of(vm_.hotplug.devices.begin(), vm_.hotplug.devices.end(),
+                            [&](const PluggedDevice& d) { return d.bus == bus; });
+    if (!used) {
+      int root_slot = BridgeSlot(vm_.config.default_bridges + i);
+      return PciPlace{bus, 0, Hex2(root_slot) + "/00"};
+    }
+  }
+  return absl::ResourceExhaustedError(
+      absl::StrCat(device, ": all ", vm_.config.pcie_root_port, " PCIe root ports are in use"));
+}
+
+absl::StatusOr<PluggedDevice> Hotplug::Commit(PluggedDevice device, const Json& args,
+                                              Steps& steps) {
+  absl::StatusOr<Json> added = Run(device.id, "device_add", args);
+  if (!added.ok()) return steps.Undo(added.status());
+  vm_.hotplug.devices.push_back(device);
+  return device;
+}
+
+absl::StatusOr<PluggedDevice> Hotplug::AddDisk(const DiskRequest& request) {
+  const std::string& driver =
+      request.driver.empty() ? vm_.config.block_device_driver : request.driver;
+  if (driver == kKindNvdimm) return AddNvdimm(request);
+  if (driver == kKindVhostUserBlk) return AddVhostUserBlk(request);
+  if (driver == kKindVirtioBlk || driver == kKindScsi) return AddBlockDevice(request, driver);
+  return absl::InvalidArgumentError(
+      absl::StrCat("disk ", request.path, ": driver \"", driver,
+                   "\" is not one of virtio-blk, virtio-scsi, nvdimm, vhost-user-blk"));
+}
+
+absl::StatusOr<PluggedDevice> Hotplug::AddBlockDevice(const DiskRequest& request,
+                                                      const std::string& driver) {
+  ASSIGN_OR_RETURN(devices::HostDisk disk, devices::InspectDisk(request.path));
+  const bool scsi = driver == kKindScsi;
+  if (scsi && vm_.config.block_device_driver != kKindScsi) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("disk ", request.path,
+                     ": this sandbox has no virtio-scsi controller "
+                     "(block_device_driver is ",
+                     vm_.config.block_device_driver, ")"));
+  }
+  RETURN_IF_ERROR(FinishPendingUnplugs());
+  PluggedDevice d{.kind = driver, .source = disk.path, .size_bytes = disk.size_bytes};
+  if (scsi) {
+    std::set<int> used;
+    for (const PluggedDevice& o : vm_.hotplug.devices) {
+      if (o.kind == kKindScsi) used.insert(o.slot);
+    }
+    int index = 0;
+    while (used.count(index) != 0) ++index;
+    if (index >= kScsiIndexLimit) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "disk ", request.path, ": all ", kScsiIndexLimit, " SCSI targets are in use"));
+    }
+    d.id = NextId("scsi");
+    d.bus = "scsi0.0";
+    d.slot = index;
+    d.guest_address = absl::StrCat(index / 256, ":", index % 256);
+  } else {
+    d.id = NextId("blk");
+    ASSIGN_OR_RETURN(PciPlace place, FreeBridgeSlot(absl::StrCat("disk ", request.path)));
+    d.bus = place.bus;
+    d.slot = place.slot;
+    d.guest_address = place.guest_address;
+  }
+  d.node_name = "drive-" + d.id;
+
+  Json node = {{"driver", "raw"},
+               {"node-name", d.node_name},
+               {"read-only", request.read_only},
+               {"file", {{"driver", disk.driver()}, {"filename", disk.path}}}};
+  if (vm_.config.block_device_cache_set) {
+    node["cache"] = {{"direct", vm_.config.block_device_cache_direct},
+                     {"no-flush", vm_.config.block_device_cache_noflush}};
+  }
+  Steps steps(*this);
+  RETURN_IF_ERROR(Run(d.id, "blockdev-add", node).status());
+  steps.Add("block node " + d.node_name, [this, d] {
+    return Run(d.id, "blockdev-del", {{"node-name", d.node_name}}).status();
+  });
+
+  Json dev = {{"id", d.id}, {"drive", d.node_name}, {"bus", d.bus}, {"serial", d.id}};
+  if (scsi) {
+    dev["driver"] = "scsi-hd";
+    dev["channel"] = 0;
+    dev["scsi-id"] = d.slot / 256;
+    dev["lun"] = d.slot % 256;
+  } else {
+    dev["driver"] = "virtio-blk-pci";
+    dev["addr"] = Hex2(d.slot);
+  }
+  return Commit(std::move(d), dev, steps);
+}
+
+absl::StatusOr<PluggedDevice> Hotplug::AddNvdimm(const DiskRequest& request) {
+  ASSIGN_OR_RETURN(devices::HostDisk disk, devices::InspectDisk(request.path));
+  const std::string what = absl::StrCat("disk ", request.path);
+  if (!ImageOnNvdimm(vm_.config) && vm_.config.block_device_driver != kKindNvdimm) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(what, ": the sandbox's machine has no NVDIMM support (block_device_driver is ",
+                     vm_.config.block_device_driver, " and the boot image is not on an NVDIMM)"));
+  }
+  if (disk.size_bytes <= 0 || disk.size_bytes % kNvdimmAlignBytes != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        what, ": ", disk.size_bytes,
+        " bytes is not a positive multiple of 2 MiB, which the guest needs to probe an NVDIMM"));
+  }
+  RETURN_IF_ERROR(FinishPendingUnplugs());
+  ASSIGN_OR_RETURN(Json memdevs, Run(what, "query-memory-devices", nullptr));
+  if (static_cast<int64_t>(memdevs.size()) >= vm_.config.memory_slots) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        what, ": all ", vm_.config.memory_slots, " memory slots are in use (NVDIMMs take one)"));
+  }
+  int index = ImageOnNvdimm(vm_.config) ? 1 : 0;  // QEMU cannot unplug NVDIMMs: indices only grow
+  for (const PluggedDevice& o : vm_.hotplug.devices) {
+    if (o.kind == kKindNvdimm) index = std::max(index, o.slot + 1);
+  }
+  PluggedDevice d{.id = NextId("nv"),
+                  .kind = kKindNvdimm,
+                  .slot = index,
+                  .guest_address = absl::StrCat("/dev/pmem", index),
+                  .source = disk.path,
+                  .size_bytes = disk.size_bytes};
+  d.object = "mem-" + d.id;
+  Steps steps(*this);
+  RETURN_IF_ERROR(Run(d.id, "object-add",
+                      {{"qom-type", "memory-backend-file"},
+                       {"id", d.object},
+                       {"mem-path", disk.path},
+                       {"size", disk.size_bytes},
+                       {"share", !request.read_only},
+                       {"readonly", request.read_only}})
+                      .status());
+  steps.Add("memory backend " + d.object, [this, d] {
+    return Run(d.id, "object-del", {{"id", d.object}}).status();
+  });
+  Json dev = {{"driver", "nvdimm"}, {"id", d.id}, {"memdev", d.object}};
+  if (request.read_only) dev["unarmed"] = true;
+  return Commit(std::move(d), dev, steps);
+}
+
+absl::StatusOr<PluggedDevice> Hotplug::AddVhostUserBlk(const DiskRequest& request) {
+  const std::string what = absl::StrCat("vhost-user-blk disk ", request.path);
+  if (!vm_.config.enable_hugepages) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        what, ": vhost-user needs guest memory the backend can map; enable_hugepages is off"));
+  }
+  struct stat st {};
+  if (::stat(request.path.c_str(), &st) != 0) return ErrnoError(what);
+  if (!S_ISSOCK(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": is not a unix socket"));
+  }
+  RETURN_IF_ERROR(FinishPendingUnplugs());
+  PluggedDevice d{.id = NextId("vublk"), .kind = kKindVhostUserBlk, .source = request.path};
+  ASSIGN_OR_RETURN(PciPlace place, FreeBridgeSlot(what));
+  d.bus = place.bus;
+  d.slot = place.slot;
+  d.guest_address = place.guest_address;
+  d.chardev = "char-" + d.id;
+  Steps steps(*this);
+  Json backend = {
+      {"type", "socket"},
+      {"data",
+       {{"addr", {{"type", "unix"}, {"data", {{"path", request.path}}}}}, {"server", false}}}};
+  RETURN_IF_ERROR(Run(d.id, "chardev-add", {{"id", d.chardev}, {"backend", backend}}).status());
+  steps.Add("chardev " + d.chardev, [this, d] {
+    return Run(d.id, "chardev-remove", {{"id", d.chardev}}).status();
+  });
+  return Commit(d,
+                {{"driver", "vhost-user-blk-pci"},
+                 {"id", d.id},
+                 {"chardev", d.chardev},
+                 {"bus", d.bus},
+                 {"addr", Hex2(d.slot)}},
+                steps);
+}
+
+absl::StatusOr<PluggedDevice> Hotplug::AddNic(const NicRequest& request) {
+  const std::string what = absl::StrCat("NIC ", request.tap_name);
+  RETURN_IF_ERROR(Annotate(devices::ParseMac(request.mac).status(), what));
+  const int queues =
+      request.queues > 0 ? request.queues : static_cast<int>(vm_.config.default_vcpus);
+  RETURN_IF_ERROR(FinishPendingUnplugs());
+  ASSIGN_OR_RETURN(PciPlace place, FreeBridgeSlot(what));
+  PluggedDevice d{.id = NextId("net"),
+                  .kind = kKindNet,
+                  .bus = place.bus,
+                  .slot = place.slot,
+                  .guest_address = place.guest_address,
+                  .source = request.tap_name};
+  d.netdev = "netdev-" + d.id;
+  // Host side first: the tap vanishes with its last fd, so a failure below needs no cleanup
+  // beyond the named fds QEMU holds until netdev_add takes them.
+  ASSIGN_OR_RETURN(devices::Tap tap, devices::CreateTap(request.netns, request.tap_name, queues));
+  Steps steps(*this);
+  auto netdev_took_fds = std::make_shared<bool>(false);
+  std::vector<std::string> fds, vhostfds;
+  auto hand_over = [&](std::vector<Fd>& from, absl::string_view prefix,
+                       std::vector<std::string>& names) -> absl::Status {
+    for (size_t q = 0; q < from.size(); ++q) {
+      std::string name = absl::StrCat(prefix, d.id, "-", q);
+      absl::Status st = qmp_.GetFd(name, std::move(from[q]), Deadline());
+      if (!st.ok()) return steps.Undo(Annotate(st, absl::StrCat(d.id, ": getfd ", name)));
+      names.push_back(name);
+      steps.Add("monitor fd " + name, [this, name, id = d.id, netdev_took_fds] {
+        if (*netdev_took_fds) return absl::OkStatus();
+        return Annotate(qmp_.CloseFd(name, Deadline()), id + ": closefd");
+      });
+    }
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(hand_over(tap.queues, "fd-", fds));
+  RETURN_IF_ERROR(hand_over(tap.vhost, "vhostfd-", vhostfds));
+  Json netdev = {{"type", "tap"}, {"id", d.netdev}, {"fds", absl::StrJoin(fds, ":")}};
+  if (!vhostfds.empty()) {
+    netdev["vhost"] = true;
+    netdev["vhostfds"] = absl::StrJoin(vhostfds, ":");
+  }
+  absl::StatusOr<Json> added = Run(d.id, "netdev_add", netdev);
+  if (!added.ok()) return steps.Undo(added.status());
+  *netdev_took_fds = true;
+  steps.Add("netdev " + d.netdev, [this, d] {
+    return Run(d.id, "netdev_del", {{"id", d.netdev}}).status();
+  });
+  return Commit(d,
+                {{"driver", "virtio-net-pci"},
+                 {"id", d.id},
+                 {"netdev", d.netdev},
+                 {"mac", request.mac},
+                 {"bus", d.bus},
+                 {"addr", Hex2(d.slot)},
+                 {"mq", true},
+                 {"vectors", 2 * queues + 2}},
+                steps);
+}
+
+absl::StatusOr<std::vector<PluggedDevice>> Hotplug::AddVfio(const std::string& device) {
+  ASSIGN_OR_RETURN(devices::VfioGroup group, devices::DiscoverVfio(options_.sysfs_root, device));
+  RETURN_IF_ERROR(FinishPendingUnplugs());
+  const bool on_root = vm_.config.hotplug_vfio_on_root_bus;
+  const bool q35 = vm_.config.machine_type == "q35";
+  Steps steps(*this);
+  std::vector<PluggedDevice> added;
+  for (const devices::VfioFunction& f : group.functions) {
+    const std::string what = absl::StrCat("VFIO device ", f.name);
+    PluggedDevice d{.kind = kKindVfio, .source = f.name};
+    absl::StatusOr<PciPlace> place =
+        !on_root ? FreeBridgeSlot(what)
+        : q35    ? FreeRootPort(what)
+                 : absl::StatusOr<PciPlace>(PciPlace{RootBus(vm_.config), -1, ""});
+    if (!place.ok()) return steps.Undo(place.status());
+    d.id = NextId("vfio");
+    d.bus = place->bus;
+    d.slot = place->slot;
+    d.guest_address = place->guest_address;
+    Json args = {{"driver", "vfio-pci"}, {"id", d.id}, {"bus", d.bus}};
+    if (f.is_mdev) {
+      args["sysfsdev"] = f.sysfsdev;
+    } else {
+      args["host"] = f.name;
+    }
+    if (d.slot >= 0 && !absl::StartsWith(d.bus, "rp")) args["addr"] = Hex2(d.slot);
+    absl::StatusOr<PluggedDevice> plugged = Commit(d, args, steps);
+    if (!plugged.ok()) return plugged.status();  // Commit undid the earlier functions
+    steps.Add("VFIO device " + d.id, [this, id = d.id]() -> absl::Status {
+      PluggedDevice* p = vm_.hotplug.Find(id);
+      if (p == nullptr) return absl::OkStatus();
+      RETURN_IF_ERROR(DeleteDevice(*p));
+      return Release(id);
+    });
+    added.push_back(*std::move(plugged));
+  }
+  return added;
+}
+
+absl::StatusOr<VcpuResult> Hotplug::AddVcpus(int count) {
+  if (count <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("vCPUs: cannot add ", count));
+  }
+  RETURN_IF_ERROR(FinishPendingUnplugs());
+  ASSIGN_OR_RETURN(Json slots, Run("vCPUs", "query-hotpluggable-cpus", nullptr));
+  std::vector<Json> free;
+  int online = 0;
+  for (const Json& s : slots) {
+    if (s.contains("qom-path")) {
+      online += static_cast<int>(JsonInt(s, "vcpus-count", 1));
+    } else {
+      free.push_back(s);
+    }
+  }
+  // QEMU lists the highest ids first; the guest onlines the lowest free ids far faster.
+  auto key = [](const Json& s) {
+    const Json& p = s.value("props", Json::object());
+    return std::make_tuple(JsonInt(p, "node-id"), JsonInt(p, "socket-id"), JsonInt(p, "die-id"),
+                           JsonInt(p, "core-id"), JsonInt(p, "thread-id"));
+  };
+  std::sort(free.begin(), free.end(),
+            [&](const Json& a, const Json& b) { return key(a) < key(b); });
+  VcpuResult result;
+  const int max = static_cast<int>(vm_.config.default_maxvcpus);
+  int allowed = std::min<int>({count, static_cast<int>(free.size()), std::max(0, max - online)});
+  if (allowed < count) {
+    result.warning = absl::StrCat("vCPUs: asked for ", count, " more, adding ", allowed, ": ",
+                                  online, " of at most ", max, " (default_maxvcpus) are online");
+  }
+  for (int i = 0; i < allowed; ++i) {
+    const Json& s = free[i];
+    const Json& props = s.value("props", Json::object());
+    PluggedDevice d{.id = NextId("cpu"), .kind = kKindCpu};
+    d.slot = static_cast<int>(JsonInt(props, "socket-id"));
+    d.guest_address =
+        absl::StrCat("socket ", JsonInt(props, "socket-id", 0), " core ",
+                     JsonInt(props, "core-id", 0), " thread ", JsonInt(props, "thread-id", 0));
+    Json args = props;
+    args["driver"] = s.value("type", "");
+    args["id"] = d.id;
+    absl::StatusOr<Json> r = Run(d.id, "device_add", args);
+    if (!r.ok()) {
+      return absl::Status(
+          r.status().code(),
+          absl::StrCat("vCPUs: plugged ", result.ids.size(), " of ", allowed,
+                       result.ids.empty() ? "" : " (" + absl::StrJoin(result.ids, ", ") + ")",
+                       "; then ", r.status().message()));
+    }
+    vm_.hotplug.devices.push_back(d);
+    result.ids.push_back(d.id);
+  }
+  result.online = online + static_cast<int>(result.ids.size());
+  return result;
+}
+
+absl::StatusOr<VcpuResult> Hotplug::RemoveVcpus(int count) {
+  if (count <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("vCPUs: cannot remove ", count));
+  }
+  RETURN_IF_ERROR(FinishPendingUnplugs());
+  std::vector<std::string> plugged;
+  for (const PluggedDevice& d : vm_.hotplug.devices) {
+    if (d.kind == kKindCpu && !d.unplug_pending) plugged.push_back(d.id);
+  }
+  VcpuResult result;
+  int n = std::min<int>(count, static_cast<int>(plugged.size()));
+  if (n < count) {
+    result.warning = absl::StrCat("vCPUs: asked to remove ", count, ", removing ", n,
+                                  ": boot vCPUs are never removed");
+  }
+  for (int i = 0; i < n; ++i) {
+    const std::string id = plugged[plugged.size() - 1 - i];
+    absl::Status st = DeleteDevice(*vm_.hotplug.Find(id));
+    if (st.ok()) st = Release(id);
+    if (!st.ok()) {
+      return absl::Status(
+          st.code(),
+          absl::StrCat("vCPUs: removed ", result.ids.size(), " of ", n,
+                       result.ids.empty() ? "" : " (" + absl::StrJoin(result.ids, ", ") + ")",
+                       "; then ", st.message()));
+    }
+    result.ids.push_back(id);
+  }
+  ASSIGN_OR_RETURN(Json slots, Run("vCPUs", "query-hotpluggable-cpus", nullptr));
+  for (const Json& s : slots) {
+    if (s.contains("qom-path")) result.online += static_cast<int>(JsonInt(s, "vcpus-count", 1));
+  }
+  return result;
+}
+
+int64_t Hotplug::PluggedMemoryMib() const {
+  int64_t bytes = 0;
+  for (const PluggedDevice& d : vm_.hotplug.devices) {
+    if (d.kind == kKindDimm || d.kind == kKindVirtioMem) bytes += d.size_bytes;
+  }
+  return bytes / kMiB;
+}
+
+absl::StatusOr<MemoryResult> Hotplug::AddMemory(int64_t mib) {
+  const int64_t block = options_.memory_block_mib > 0 ? options_.memory_block_mib : 128;
+  if (mib <= 0) return absl::InvalidArgumentError(absl::StrCat("memory: cannot add ", mib, " MiB"));
+  const int64_t add = (mib + block - 1) / block * block;
+  const int64_t now = vm_.config.default_memory + PluggedMemoryMib();
+  if (now + add > vm_.max_memory_mib) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "memory: adding ", add, " MiB (", mib, " rounded up to the ", block, " MiB block size) to ",
+        now, " MiB would exceed maxmem, ", vm_.max_memory_mib, " MiB"));
+  }
+  RETURN_IF_ERROR(FinishPendingUnplugs());
+  if (vm_.config.enable_virtio_mem) return ResizeVirtioMem(add);
+  ASSIGN_OR_RETURN(Json memdevs, Run("memory", "query-memory-devices", nullptr));
+  std::set<int64_t> used;
+  for (const Json& m : memdevs) used.insert(JsonInt(m.value("data", Json::object()), "slot"));
+  if (static_cast<int64_t>(memdevs.size()) >= vm_.config.memory_slots) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("memory: all ", vm_.config.memory_slots, " memory slots are in use"));
+  }
+  int slot = 0;
+  while (used.count(slot) != 0) ++slot;
+  PluggedDevice d{.id = NextId("dimm"), .kind = kKindDimm, .slot = slot, .size_bytes = add * kMiB};
+  d.object = "mem-" + d.id;
+  Json backend = {{"id", d.object}, {"size", d.size_bytes}};
+  if (SharesMemory(vm_.config)) {
+    backend["qom-type"] = "memory-backend-file";
+    backend["mem-path"] = MemoryPath(vm_.config);
+    backend["share"] = true;
+  } else {
+    backend["qom-type"] = "memory-backend-ram";
+  }
+  if (vm_.config.enable_mem_prealloc) backend["prealloc"] = true;
+  Steps steps(*this);
+  RETURN_IF_ERROR(Run(d.id, "object-add", backend).status());
+  steps.Add("memory backend " + d.object, [this, d] {
+    return Run(d.id, "object-del", {{"id", d.object}}).status();
+  });
+  ASSIGN_OR_RETURN(
+      PluggedDevice plugged,
+      Commit(d, {{"driver", "pc-dimm"}, {"id", d.id}, {"memdev", d.object}, {"slot", slot}},
+             steps));
+  return MemoryResult{.added_mib = add, .device_id = plugged.id};
+}
+
+absl::StatusOr<MemoryResult> Hotplug::ResizeVirtioMem(int64_t add_mib) {
+  auto it = std::find_if(vm_.hotplug.devices.begin(), vm_.hotplug.devices.end(),
+                         [](const PluggedDevice& d) { return d.kind == kKindVirtioMem; });
+  if (it != vm_.hotplug.devices.end()) {
+    const int64_t size = it->size_bytes + add_mib * kMiB;
+    RETURN_IF_ERROR(Run(it->id, "qom-set",
+                        {{"path", "/machine/peripheral/" + it->id},
+                         {"property", "requested-size"},
+                         {"value", size}})
+                        .status());
+    it->size_bytes = size;
+    return MemoryResult{.added_mib = add_mib, .device_id = it->id};
+  }
+  // The first resize plugs the one virtio-mem device, its region covering what maxmem leaves
+  // (less the NVDIMM headroom).
+  const int64_t region = (vm_.max_memory_mib - vm_.config.default_memory - kNvdimmReserveMib) /
+                         options_.memory_block_mib * options_.memory_block_mib;
+  ASSIGN_OR_RETURN(PciPlace place, FreeBridgeSlot("virtio-mem"));
+  PluggedDevice d{.id = NextId("virtiomem"),
+                  .kind = kKindVirtioMem,
+                  .bus = place.bus,
+                  .slot = place.slot,
+                  .guest_address = place.guest_address,
+                  .size_bytes = add_mib * kMiB};
+  d.object = "mem-" + d.id;
+  Json backend = {{"id", d.object}, {"size", region * kMiB}};
+  if (SharesMemory(vm_.config)) {
+    backend["qom-type"] = "memory-backend-file";
+    backend["mem-path"] = MemoryPath(vm_.config);
+    backend["share"] = true;
+  } else {
+    backend["qom-type"] = "memory-backend-ram";
+  }
+  Steps steps(*this);
+  RETURN_IF_ERROR(Run(d.id, "object-add", backend).status());
+  steps.Add("memory backend " + d.object, [this, d] {
+    return Run(d.id, "object-del", {{"id", d.object}}).status();
+  });
+  ASSIGN_OR_RETURN(PluggedDevice plugged, Commit(d,
+                                                 {{"driver", "virtio-mem-pci"},
+                                                  {"id", d.id},
+                                                  {"memdev", d.object},
+                                                  {"requested-size", d.size_bytes},
+                                                  {"bus", d.bus},
+                                                  {"addr", Hex2(d.slot)}},
+                                                 steps));
+  return MemoryResult{.added_mib = add_mib, .device_id = plugged.id};
+}
+
+absl::Status Hotplug::Remove(const std::string& id) {
+  RETURN_IF_ERROR(FinishPendingUnplugs());
+  PluggedDevice* d = vm_.hotplug.Find(id);
+  if (d == nullptr) {
+    return absl::NotFoundError(
+        absl::StrCat("device ", id, ": not plugged into sandbox ", vm_.sandbox_id));
+  }
+  if (d->kind == kKindVirtioMem) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("device ", id, ": the virtio-mem device is resized, not unplugged"));
+  }
+  RETURN_IF_ERROR(DeleteDevice(*d));
+  return Release(id);
+}
+
+absl::Status Hotplug::DeleteDevice(PluggedDevice& device) {
+  const std::string id = device.id;
+  qmp::Client::WaiterId deleted = qmp_.ExpectEvent("DEVICE_DELETED", {{"device", id}});
+  qmp::Client::WaiterId refused = qmp_.ExpectEvent("DEVICE_UNPLUG_GUEST_ERROR", {{"device", id}});
+  qmp::Client::WaiterId ost = qmp_.ExpectEvent("ACPI_DEVICE_OST", {{"info", {{"device", id}}}});
+  auto cancel = [&] {
+    for (qmp::Client::WaiterId w : {deleted, refused, ost}) qmp_.CancelEvent(w);
+  };
+  absl::Status sent = Run(id, "device_del", {{"id", id}}).status();
+  if (!sent.ok()) {
+    cancel();
+    // Already gone (a pending unplug that finished meanwhile): nothing left to wait for.
+    if (qmp::HasErrorClass(sent, "DeviceNotFound")) return absl::OkStatus();
+    return sent;
+  }
+  const absl::Time deadline = absl::Now() + options_.unplug_timeout;
+  while (true) {
+    absl::StatusOr<qmp::Client::Fired> fired = qmp_.WaitAnyEvent({deleted, refused, ost}, deadline);
+    if (!fired.ok()) {
+      cancel();
+      if (absl::IsDeadlineExceeded(fired.status())) {
+        device.unplug_pending = true;
+        return absl::DeadlineExceededError(
+            absl::StrCat(id, ": unplug pending: the guest has not released the device within ",
+                         absl::FormatDuration(options_.unplug_timeout),
+                         "; it stays recorded and is finished once QEMU reports it gone"));
+      }
+      return Annotate(fired.status(), id + ": waiting for DEVICE_DELETED");
+    }
+    if (fired->id == deleted) {
+      cancel();
+      return absl::OkStatus();
+    }
+    if (fired->id == refused) {
+      cancel();
+      return absl::FailedPreconditionError(
+          absl::StrCat(id,
+                       ": the guest refused the unplug (DEVICE_UNPLUG_GUEST_ERROR); the "
+                       "device stays plugged"));
+    }
+    const int64_t status = JsonInt(fired->event.data.value("info", Json::object()), "status", 0);
+    if (status != kOstSuccess && status != kOstEjectInProgress) {
+      cancel();
+      return absl::FailedPreconditionError(
+          absl::StrCat(id, ": the guest refused the unplug (ACPI _OST status 0x", absl::Hex(status),
+                       "); the device stays plugged"));
+    }
+    ost = qmp_.ExpectEvent("ACPI_DEVICE_OST", {{"info", {{"device", id}}}});
+  }
+}
+
+absl::Status Hotplug::Release(const std::string& id) {
+  PluggedDevice* found = vm_.hotplug.Find(id);
+  if (found == nullptr) return absl::OkStatus();
+  PluggedDevice d = *found;
+  // The device is gone from QEMU: forget it first, so its slot is free whatever happens below.
+  vm_.hotplug.devices.erase(vm_.hotplug.devices.begin() + (found - vm_.hotplug.devices.data()));
+  std::vector<std::string> failed;
+  auto teardown = [&](const std::string& name, absl::string_view command, const Json& args) {
+    if (name.empty()) return;
+    absl::Status st = Run(id, command, args).status();
+    if (!st.ok()) failed.push_back(std::string(st.message()));
+  };
+  teardown(d.node_name, "blockdev-del", {{"node-name", d.node_name}});
+  teardown(d.netdev, "netdev_del", {{"id", d.netdev}});
+  teardown(d.object, "object-del", {{"id", d.object}});
+  teardown(d.chardev, "chardev-remove", {{"id", d.chardev}});
+  for (const std::string& fd : d.fd_names) teardown(fd, "closefd", {{"fdname", fd}});
+  if (failed.empty()) return absl::OkStatus();
+  return absl::InternalError(
+      absl::StrCat(id, ": unplugged, but its backends remain: ", absl::StrJoin(failed, "; ")));
+}
+
+absl::Status Hotplug::FinishPendingUnplugs() {
+  bool any = std::any_of(vm_.hotplug.devices.begin(), vm_.hotplug.devices.end(),
+                         [](const PluggedDevice& d) { return d.unplug_pending; });
+  if (!any) return absl::OkStatus();
+  ASSIGN_OR_RETURN(Json children,
+                   Run("pending unplugs", "qom-list", {{"path", "/machine/peripheral"}}));
+  std::set<std::string> present;
+  for (const Json& c : children) present.insert(c.value("name", ""));
+  std::vector<std::string> gone;
+  for (const PluggedDevice& d : vm_.hotplug.devices) {
+    if (d.unplug_pending && present.count(d.id) == 0) gone.push_back(d.id);
+  }
+  for (const std::string& id : gone) RETURN_IF_ERROR(Release(id));
+  return absl::OkStatus();
+}
+
+}  // namespace runvm::qemu

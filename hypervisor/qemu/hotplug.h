@@ -1,0 +1,137 @@
+// Hot-plugging devices into a running sandbox VM over QMP, with rollback, and unplugging them
+// safely against slow or refusing guests. This is the hypervisor interface the runtime uses for
+// container rootfs and volumes (disks), network endpoints (NICs), devices (VFIO) and `update`
+// (vCPUs, memory).
+//
+//   ASSIGN_OR_RETURN(RunningVm vm, LoadVm(store, key));
+//   ASSIGN_OR_RETURN(auto qmp, qmp::Client::Connect(vm.qmp_socket(), Deadline(2s)));
+//   Hotplug hp(*qmp, vm);
+//   absl::StatusOr<PluggedDevice> disk = hp.AddDisk({.path = "/srv/data.img"});
+//   RETURN_IF_ERROR(SaveVm(store, key, vm));   // vm.hotplug now holds the device (or not)
+//
+// Rules (docs/decisions.md, ../shared/DESIGN.md):
+// - An allocation is derived from the recorded devices, and a device is recorded only after
+//   QEMU accepted it. A failed step undoes that operation's earlier steps (blockdev-del,
+//   netdev_del, object-del, chardev-remove, closefd); errors name the device, the step and QEMU's
+//   error class and text.
+// - Unplug registers for DEVICE_DELETED (and the guest's refusal) before device_del, waits a
+//   bounded time, and only then tears the backends down and frees the slot. On timeout the
+//   device stays recorded as unplug pending and is finished by a later call once QEMU no longer
+//   has it.
+// - Every QMP call has a deadline; a session that broke or timed out is not used for rollback
+//   (what QEMU may still hold is reported in the error, and reconciled later).
+#ifndef RUNVM_HYPERVISOR_QEMU_HOTPLUG_H_
+#define RUNVM_HYPERVISOR_QEMU_HOTPLUG_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "hypervisor/qemu/hotplug_state.h"
+#include "hypervisor/qemu/vm.h"
+#include "nlohmann/json_fwd.hpp"
+
+namespace runvm::qmp {
+class Client;
+}
+
+namespace runvm::qemu {
+
+struct DiskRequest {
+  std::string path;  // a regular file or a block device (a socket for vhost-user-blk)
+  bool read_only = false;
+  // "virtio-blk", "virtio-scsi", "nvdimm" or "vhost-user-blk"; empty: block_device_driver.
+  std::string driver;
+};
+
+struct NicRequest {
+  std::string tap_name;  // created here, in `netns`
+  std::string netns;     // path of the network namespace; empty: runvm's own
+  std::string mac;       // the guest NIC's MAC
+  int queues = 0;        // 0: one per boot vCPU
+};
+
+struct VcpuResult {
+  std::vector<std::string> ids;  // plugged (or unplugged) now, in order
+  int online = 0;                // vCPUs QEMU has afterwards
+  std::string warning;           // set when the request was clamped
+};
+
+struct MemoryResult {
+  int64_t added_mib = 0;  // after rounding up to the memory block size
+  std::string device_id;
+};
+
+struct HotplugOptions {
+  absl::Duration command_timeout = absl::Seconds(5);
+  absl::Duration unplug_timeout = absl::Seconds(10);
+  std::string sysfs_root = "/sys";  // for VFIO discovery
+  int64_t memory_block_mib = 128;   // the guest's memory block size
+};
+
+class Hotplug {
+ public:
+  // `vm` is updated in place (vm.hotplug); the caller saves it after each call, also after a
+  // failed one (a partial vCPU plug or a pending unplug is recorded).
+  Hotplug(qmp::Client& qmp, RunningVm& vm, HotplugOptions options = {});
+
+  absl::StatusOr<PluggedDevice> AddDisk(const DiskRequest& request);
+  absl::StatusOr<PluggedDevice> AddNic(const NicRequest& request);
+  // Every function of the device's IOMMU group, in order; all or none.
+  absl::StatusOr<std::vector<PluggedDevice>> AddVfio(const std::string& device);
+  // Plugs `count` vCPUs, lowest free socket/core first, clamped to default_maxvcpus (with a
+  // warning). When a later one fails, the ones before stay plugged and recorded, and the error
+  // lists them.
+  absl::StatusOr<VcpuResult> AddVcpus(int count);
+  // Unplugs up to `count` hot-plugged vCPUs, last plugged first; boot vCPUs are never removed.
+  absl::StatusOr<VcpuResult> RemoveVcpus(int count);
+  // Adds at least `mib` MiB of guest memory, rounded up to the memory block size: a pc-dimm, or
+  // with enable_virtio_mem the requested size of the sandbox's virtio-mem device.
+  absl::StatusOr<MemoryResult> AddMemory(int64_t mib);
+  // Unplugs a recorded device (disk, NIC, VFIO function, memory). A guest refusal is an error and
+  // tears nothing down; a timeout leaves the device recorded as unplug pending (DeadlineExceeded).
+  absl::Status Remove(const std::string& id);
+  // Finishes pending unplugs whose devices QEMU no longer has. Every other call does this first.
+  absl::Status FinishPendingUnplugs();
+
+ private:
+  class Steps;  // an operation's undo log
+
+  absl::Time Deadline() const { return absl::Now() + options_.command_timeout; }
+  // Runs one QMP command for `device`; the error names the device and the command.
+  absl::StatusOr<nlohmann::json> Run(absl::string_view device, absl::string_view command,
+                                     const nlohmann::json& args);
+  std::string NextId(absl::string_view prefix);
+  // A free slot on the PCI bridges: {bus, slot, guest PCI path}.
+  struct PciPlace {
+    std::string bus;
+    int slot = -1;
+    std::string guest_address;
+  };
+  absl::StatusOr<PciPlace> FreeBridgeSlot(absl::string_view device) const;
+  absl::StatusOr<PciPlace> FreeRootPort(absl::string_view device) const;
+  // device_add, then (on success) the device is recorded. On failure `steps` are undone.
+  absl::StatusOr<PluggedDevice> Commit(PluggedDevice device, const nlohmann::json& args,
+                                       Steps& steps);
+  absl::StatusOr<PluggedDevice> AddBlockDevice(const DiskRequest& request,
+                                               const std::string& driver);
+  absl::StatusOr<PluggedDevice> AddNvdimm(const DiskRequest& request);
+  absl::StatusOr<PluggedDevice> AddVhostUserBlk(const DiskRequest& request);
+  absl::StatusOr<MemoryResult> ResizeVirtioMem(int64_t add_mib);
+  // device_del and the wait; OK once DEVICE_DELETED came.
+  absl::Status DeleteDevice(PluggedDevice& device);
+  // Tears down what backs a device that is gone and forgets it.
+  absl::Status Release(const std::string& id);
+  int64_t PluggedMemoryMib() const;
+
+  qmp::Client& qmp_;
+  RunningVm& vm_;
+  HotplugOptions options_;
+};
+
+}  // namespace runvm::qemu
+
+#endif  // RUNVM_HYPERVISOR_QEMU_HOTPLUG_H_
