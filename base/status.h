@@ -26,7 +26,8 @@ absl::Status ErrnoError(absl::string_view what);
 // The same for an explicit errno value.
 absl::Status ErrnoError(int err, absl::string_view what);
 
-// Returns `status` with `context` prepended ("context: message"), keeping its code.
+// Returns `status` with `context` prepended ("context: message"), keeping its code and payloads
+// (so a QMP error class survives).
 absl::Status Annotate(const absl::Status& status, absl::string_view context);
 
 }  // namespace runvm
