@@ -92,7 +92,11 @@ absl::StatusOr<Json> Hotplug::Run(absl::string_view device, absl::string_view co
 }
 
 std::string Hotplug::NextId(absl::string_view prefix) {
-  return absl::StrCat(prefix, vm_.hotplug.next_index++);
+  std::string id;
+  do {
+    id = absl::StrCat(prefix, vm_.hotplug.next_index++);
+  } while (vm_.hotplug.Find(id) != nullptr);
+  return id;
 }
 
 absl::StatusOr<Hotplug::PciPlace> Hotplug::FreeBridgeSlot(absl::string_view device) const {
