@@ -37,7 +37,7 @@ if [ -z "$kpkg" ]; then
   exit 1
 fi
 kver=$(apt-cache policy "$kpkg" | awk '/Candidate:/{print $2}')
-inputs=$(cat "$here/init" "$here/image-loader-init" "$here/build.sh" /bin/busybox | sha256sum | cut -c1-16)
+inputs=$(cat "$here/init" "$here/hotplug" "$here/image-loader-init" "$here/build.sh" /bin/busybox | sha256sum | cut -c1-16)
 stamp="$kpkg $kver $inputs"
 if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp" ]; then
   echo "guest: up to date in $out ($kpkg $kver)"
@@ -68,6 +68,7 @@ populate() {
     [ "$applet" = busybox ] || ln -sf busybox "$root/bin/$applet"
   done
   install -m 0755 "$init" "$root/init"
+  install -m 0755 "$here/hotplug" "$root/bin/runvm-hotplug"
   : > "$root/etc/runvm/modules"
   for m in "$@"; do
     modprobe -d "$kroot" -S "$release" --show-depends "$m" | awk '$1 == "insmod" {print $2}'
