@@ -37,6 +37,9 @@ constexpr int kScsiIndexLimit = 256 * 256;  // scsi-id 0..255, lun 0..255
 // ACPI _OST status codes that are not a refusal: success, and "ejection in progress".
 constexpr int kOstSuccess = 0;
 constexpr int kOstEjectInProgress = 0x84;
+constexpr int kOstSourceEject = 3;
+// How often a long unplug wait asks QEMU whether the device is gone.
+constexpr absl::Duration kUnplugRecheck = absl::Seconds(1);
 constexpr int64_t kMiB = 1 << 20;
 constexpr int64_t kNvdimmAlignBytes = 2 * kMiB;
 
@@ -606,13 +609,22 @@ absl::Status Hotplug::Remove(const std::string& id) {
   return Release(id);
 }
 
+absl::StatusOr<bool> Hotplug::Present(const std::string& id) {
+  ASSIGN_OR_RETURN(Json children, Run(id, "qom-list", {{"path", "/machine/peripheral"}}));
+  return std::any_of(children.begin(), children.end(),
+                     [&](const Json& c) { return c.value("name", "") == id; });
+}
+
 absl::Status Hotplug::DeleteDevice(PluggedDevice& device) {
   const std::string id = device.id;
-  qmp::Client::WaiterId deleted = qmp_.ExpectEvent("DEVICE_DELETED", {{"device", id}});
-  qmp::Client::WaiterId refused = qmp_.ExpectEvent("DEVICE_UNPLUG_GUEST_ERROR", {{"device", id}});
-  qmp::Client::WaiterId ost = qmp_.ExpectEvent("ACPI_DEVICE_OST", {{"info", {{"device", id}}}});
+  using WaiterId = qmp::Client::WaiterId;
+  WaiterId deleted = qmp_.ExpectEvent("DEVICE_DELETED", {{"device", id}});
+  WaiterId refused = qmp_.ExpectEvent("DEVICE_UNPLUG_GUEST_ERROR", {{"device", id}});
+  WaiterId ost = qmp_.ExpectEvent("ACPI_DEVICE_OST", {{"info", {{"device", id}}}});
+  // An eject report may name no device (QEMU 7.2 sends it for a CPU after the device is gone).
+  WaiterId eject = qmp_.ExpectEvent("ACPI_DEVICE_OST", {{"info", {{"source", kOstSourceEject}}}});
   auto cancel = [&] {
-    for (qmp::Client::WaiterId w : {deleted, refused, ost}) qmp_.CancelEvent(w);
+    for (WaiterId w : {deleted, refused, ost, eject}) qmp_.CancelEvent(w);
   };
   absl::Status sent = Run(id, "device_del", {{"id", id}}).status();
   if (!sent.ok()) {
@@ -623,37 +635,62 @@ absl::Status Hotplug::DeleteDevice(PluggedDevice& device) {
   }
   const absl::Time deadline = absl::Now() + options_.unplug_timeout;
   while (true) {
-    absl::StatusOr<qmp::Client::Fired> fired = qmp_.WaitAnyEvent({deleted, refused, ost}, deadline);
+    // QEMU 7.2 sends no DEVICE_DELETED for an unplugged vCPU (only for its lapic child), so the
+    // wait is cut into slices and QEMU's own view, qom-list, decides between them.
+    const absl::Time slice = std::min(deadline, absl::Now() + kUnplugRecheck);
+    absl::StatusOr<qmp::Client::Fired> fired =
+        qmp_.WaitAnyEvent({deleted, refused, ost, eject}, slice);
+    bool recheck = false;
     if (!fired.ok()) {
-      cancel();
-      if (absl::IsDeadlineExceeded(fired.status())) {
-        device.unplug_pending = true;
-        return absl::DeadlineExceededError(
-            absl::StrCat(id, ": unplug pending: the guest has not released the device within ",
-                         absl::FormatDuration(options_.unplug_timeout),
-                         "; it stays recorded and is finished once QEMU reports it gone"));
+      if (!absl::IsDeadlineExceeded(fired.status())) {
+        cancel();
+        return Annotate(fired.status(), id + ": waiting for DEVICE_DELETED");
       }
-      return Annotate(fired.status(), id + ": waiting for DEVICE_DELETED");
-    }
-    if (fired->id == deleted) {
+      recheck = true;
+    } else if (fired->id == deleted) {
       cancel();
       return absl::OkStatus();
-    }
-    if (fired->id == refused) {
+    } else if (fired->id == refused) {
       cancel();
       return absl::FailedPreconditionError(
           absl::StrCat(id,
                        ": the guest refused the unplug (DEVICE_UNPLUG_GUEST_ERROR); the "
                        "device stays plugged"));
+    } else {
+      const Json info = fired->event.data.value("info", Json::object());
+      const int64_t status = JsonInt(info, "status", 0);
+      if (info.value("device", "") == id && status != kOstSuccess &&
+          status != kOstEjectInProgress) {
+        cancel();
+        return absl::FailedPreconditionError(
+            absl::StrCat(id, ": the guest refused the unplug (ACPI _OST status 0x",
+                         absl::Hex(status), "); the device stays plugged"));
+      }
+      recheck = JsonInt(info, "source", 0) == kOstSourceEject && status == kOstSuccess;
+      WaiterId& again = fired->id == ost ? ost : eject;
+      again = qmp_.ExpectEvent("ACPI_DEVICE_OST",
+                               fired->id == ost ? Json{{"info", {{"device", id}}}}
+                                                : Json{{"info", {{"source", kOstSourceEject}}}});
     }
-    const int64_t status = JsonInt(fired->event.data.value("info", Json::object()), "status", 0);
-    if (status != kOstSuccess && status != kOstEjectInProgress) {
+    if (recheck) {
+      absl::StatusOr<bool> present = Present(id);
+      if (!present.ok()) {
+        cancel();
+        return present.status();
+      }
+      if (!*present) {
+        cancel();
+        return absl::OkStatus();
+      }
+    }
+    if (absl::Now() >= deadline) {
       cancel();
-      return absl::FailedPreconditionError(
-          absl::StrCat(id, ": the guest refused the unplug (ACPI _OST status 0x", absl::Hex(status),
-                       "); the device stays plugged"));
+      device.unplug_pending = true;
+      return absl::DeadlineExceededError(
+          absl::StrCat(id, ": unplug pending: the guest has not released the device within ",
+                       absl::FormatDuration(options_.unplug_timeout),
+                       "; it stays recorded and is finished once QEMU reports it gone"));
     }
-    ost = qmp_.ExpectEvent("ACPI_DEVICE_OST", {{"info", {{"device", id}}}});
   }
 }
 

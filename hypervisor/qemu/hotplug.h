@@ -121,7 +121,9 @@ class Hotplug {
   absl::StatusOr<PluggedDevice> AddNvdimm(const DiskRequest& request);
   absl::StatusOr<PluggedDevice> AddVhostUserBlk(const DiskRequest& request);
   absl::StatusOr<MemoryResult> ResizeVirtioMem(int64_t add_mib);
-  // device_del and the wait; OK once DEVICE_DELETED came.
+  // Whether QEMU still has device `id` (qom-list /machine/peripheral).
+  absl::StatusOr<bool> Present(const std::string& id);
+  // device_del and the wait; OK once DEVICE_DELETED came or QEMU no longer has the device.
   absl::Status DeleteDevice(PluggedDevice& device);
   // Tears down what backs a device that is gone and forgets it.
   absl::Status Release(const std::string& id);

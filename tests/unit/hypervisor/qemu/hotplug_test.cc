@@ -621,6 +621,9 @@ TEST_F(HotplugTest, UnplugTimeoutLeavesTheDevicePendingThenFinishesIt) {
   peer_.Negotiate()
       .ExpectCommand("device_del")
       .Reply()
+      // At the deadline QEMU still has it.
+      .ExpectCommand("qom-list", {{"path", "/machine/peripheral"}})
+      .Reply(Json::array({{{"name", "blk0"}, {"type", "child<virtio-blk-pci>"}}}))
       // Later: QEMU no longer has blk0, so its backend goes and its slot is free again.
       .ExpectCommand("qom-list", {{"path", "/machine/peripheral"}})
       .Reply(Json::array({{{"name", "net9"}, {"type", "child<virtio-net-pci>"}}}))
@@ -908,6 +911,30 @@ TEST_F(HotplugTest, VirtioMemFailuresKeepTheRecordAsItWas) {
       .ExpectCommand("object-del", {{"id", "mem-virtiomem0"}})
       .Reply();
   EXPECT_THAT(Start().AddMemory(128), StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(Ids(), IsEmpty());
+}
+
+}  // namespace
+}  // namespace runvm::qemu
+
+namespace runvm::qemu {
+namespace {
+
+// QEMU 7.2 reports an unplugged vCPU only through its lapic child and an eject _OST naming no
+// device; qom-list then decides.
+TEST_F(HotplugTest, AnEjectReportIsConfirmedWithQomList) {
+  Record({.id = "cpu0", .kind = kKindCpu, .slot = 1});
+  peer_.Negotiate()
+      .ExpectCommand("device_del", {{"id", "cpu0"}})
+      .Reply()
+      .Event("DEVICE_DELETED", {{"path", "/machine/peripheral/cpu0/lapic"}})
+      .Event("ACPI_DEVICE_OST", {{"info", {{"slot", "1"}, {"source", 3}, {"status", 0}}}})
+      .ExpectCommand("qom-list")
+      .Reply(Json::array({{{"name", "serial0"}, {"type", "child<virtio-serial-pci>"}}}))
+      .ExpectCommand("query-hotpluggable-cpus")
+      .Reply(HotpluggableCpus(1, 4));
+  ASSERT_OK_AND_ASSIGN(VcpuResult r, Start().RemoveVcpus(1));
+  EXPECT_THAT(r.ids, ElementsAre("cpu0"));
   EXPECT_THAT(Ids(), IsEmpty());
 }
 

@@ -1,0 +1,210 @@
+// Hotplug into real sandbox VMs under TCG, verified from inside the guest: a disk at its PCI
+// path with its size, a NIC with its MAC, more vCPUs and memory; unplug and the bridge limits.
+#include "hypervisor/qemu/hotplug.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <optional>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "hypervisor/qmp/client.h"
+#include "tests/testing/guest_shell.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
+
+namespace runvm::qemu {
+namespace {
+
+using ::runvm::testing::GuestResult;
+using ::runvm::testing::GuestShell;
+using ::runvm::testing::IsOk;
+using ::runvm::testing::StatusIs;
+using ::runvm::testing::TempDir;
+using ::testing::HasSubstr;
+using Json = nlohmann::json;
+
+const std::string kGuest = RUNVM_GUEST_DIR;
+constexpr int64_t kMiB = 1 << 20;
+
+absl::Time Soon() { return absl::Now() + absl::Seconds(60); }  // TCG on a loaded 2-core host
+
+class HotplugVmTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(::access((kGuest + "/vmlinuz").c_str(), R_OK), 0)
+        << "the guest is missing: run scripts/setup.sh (guest/build.sh)";
+  }
+  void TearDown() override {
+    hotplug_.reset();
+    qmp_.reset();
+    shell_.reset();
+    if (vm_) {
+      EXPECT_THAT(StopVm(*vm_), IsOk());
+    }
+    if (!netns_.empty()) std::system(("ip netns delete " + netns_ + " 2>/dev/null").c_str());
+  }
+
+  void Boot(int bridges = 1) {
+    config::Config c;
+    c.hypervisor.kernel = kGuest + "/vmlinuz";
+    c.hypervisor.initrd = kGuest + "/initrd.img";
+    c.hypervisor.default_memory = 512;
+    c.hypervisor.default_bridges = bridges;
+    c.ApplyClamps({.cpus = 2});
+    absl::StatusOr<RunningVm> vm = StartVm({.config = c.hypervisor,
+                                            .sandbox_id = "hotplug-test",
+                                            .accelerator = "tcg",
+                                            .host_memory_mib = 4096,
+                                            .socket_base = dir_.path() + "/vm",
+                                            .start_timeout = absl::Seconds(20)});
+    ASSERT_THAT(vm, IsOk());
+    vm_ = std::move(*vm);
+    absl::StatusOr<GuestShell> shell = GuestShell::Connect(vm_->agent_socket(), Soon());
+    ASSERT_THAT(shell, IsOk());
+    shell_ = std::move(*shell);
+    auto qmp = qmp::Client::Connect(vm_->qmp_socket(), Soon());
+    ASSERT_THAT(qmp, IsOk());
+    qmp_ = std::move(*qmp);
+    hotplug_.emplace(*qmp_, *vm_, HotplugOptions{.unplug_timeout = absl::Seconds(30)});
+  }
+
+  std::string Guest(const std::string& command) {
+    absl::StatusOr<GuestResult> r = shell_->Run(command, Soon());
+    EXPECT_THAT(r, IsOk()) << command;
+    return r.ok() ? r->output : "";
+  }
+  // Runs `command` in the guest until its output satisfies `done` (the guest notices hotplug
+  // asynchronously); returns the last output.
+  template <typename Done>
+  std::string GuestUntil(const std::string& command, Done done) {
+    std::string out;
+    for (absl::Time end = Soon(); absl::Now() < end; absl::SleepFor(absl::Milliseconds(100))) {
+      out = Guest(command);
+      if (done(out)) break;
+    }
+    return out;
+  }
+  int64_t MemTotalKib() {
+    std::string line = Guest("awk '/^MemTotal/{print $2}' /proc/meminfo");
+    int64_t kib = 0;
+    EXPECT_TRUE(absl::SimpleAtoi(line, &kib)) << line;
+    return kib;
+  }
+  std::string Disk(const std::string& name, int64_t size) {
+    std::string path = dir_.Write(name, "");
+    EXPECT_EQ(::truncate(path.c_str(), size), 0);
+    return path;
+  }
+  // The guest's view of the PCI path "BB/DD": the sectors of the disk behind it, or "".
+  std::string SectorsAt(const std::string& pci_path) {
+    const std::string bridge = pci_path.substr(0, 2), slot = pci_path.substr(3, 2);
+    return absl::StrCat("cat /sys/bus/pci/devices/0000:00:", bridge, ".0/0000:*:", slot,
+                        ".0/virtio*/block/*/size 2>/dev/null");
+  }
+
+  TempDir dir_;
+  std::optional<RunningVm> vm_;
+  std::optional<GuestShell> shell_;
+  std::unique_ptr<qmp::Client> qmp_;
+  std::optional<Hotplug> hotplug_;
+  std::string netns_;
+};
+
+TEST_F(HotplugVmTest, DiskAppearsAtItsPciPathWithItsSizeAndGoesOnUnplug) {
+  Boot();
+  std::string disk = Disk("data.img", 64 * kMiB);
+  ASSERT_OK_AND_ASSIGN(PluggedDevice d, hotplug_->AddDisk({.path = disk, .driver = "virtio-blk"}));
+  EXPECT_EQ(d.guest_address, "02/01");
+  EXPECT_EQ(GuestUntil(SectorsAt(d.guest_address), [](const std::string& o) { return !o.empty(); }),
+            "131072");  // 64 MiB in 512-byte sectors
+  // Remove returns once QEMU reported DEVICE_DELETED.
+  ASSERT_THAT(hotplug_->Remove(d.id), IsOk());
+  EXPECT_EQ(vm_->hotplug.Find(d.id), nullptr);
+  EXPECT_EQ(GuestUntil(SectorsAt(d.guest_address), [](const std::string& o) { return o.empty(); }),
+            "");
+  ASSERT_OK_AND_ASSIGN(Json blocks, qmp_->Execute("query-named-block-nodes", nullptr, Soon()));
+  for (const Json& b : blocks) EXPECT_NE(b.value("node-name", ""), d.node_name);
+}
+
+TEST_F(HotplugVmTest, NicAppearsWithItsMacAndGoesOnUnplug) {
+  netns_ = absl::StrCat("runvm-test-", ::getpid());
+  ASSERT_EQ(std::system(("ip netns add " + netns_).c_str()), 0);
+  Boot();
+  const std::string mac = "02:00:ca:fe:00:2a";
+  ASSERT_OK_AND_ASSIGN(
+      PluggedDevice d,
+      hotplug_->AddNic({.tap_name = "tap0_runvm", .netns = "/run/netns/" + netns_, .mac = mac}));
+  EXPECT_THAT(GuestUntil("cat /sys/class/net/*/address",
+                         [&](const std::string& o) { return o.find(mac) != o.npos; }),
+              HasSubstr(mac));
+  EXPECT_EQ(
+      std::system(("ip netns exec " + netns_ + " ip link show tap0_runvm >/dev/null").c_str()), 0);
+  ASSERT_THAT(hotplug_->Remove(d.id), IsOk());
+  EXPECT_THAT(GuestUntil("cat /sys/class/net/*/address",
+                         [&](const std::string& o) { return o.find(mac) == o.npos; }),
+              ::testing::Not(HasSubstr(mac)));
+  // QEMU closed the queues with the netdev: the tap is gone with them.
+  EXPECT_NE(
+      std::system(("ip netns exec " + netns_ + " ip link show tap0_runvm 2>/dev/null").c_str()), 0);
+}
+
+TEST_F(HotplugVmTest, VcpusAndMemoryComeOnlineInTheGuest) {
+  Boot();
+  EXPECT_EQ(Guest("cat /sys/devices/system/cpu/online"), "0");
+  ASSERT_OK_AND_ASSIGN(VcpuResult cpus, hotplug_->AddVcpus(1));
+  EXPECT_EQ(cpus.online, 2);
+  EXPECT_EQ(GuestUntil("cat /sys/devices/system/cpu/online",
+                       [](const std::string& o) { return o == "0-1"; }),
+            "0-1");
+
+  const int64_t before = MemTotalKib();
+  ASSERT_OK_AND_ASSIGN(MemoryResult mem, hotplug_->AddMemory(256));
+  EXPECT_EQ(mem.added_mib, 256);
+  int64_t after = before;
+  for (absl::Time end = Soon(); absl::Now() < end && after - before < 256 * 1024;
+       absl::SleepFor(absl::Milliseconds(100))) {
+    after = MemTotalKib();
+  }
+  EXPECT_EQ(after - before, 256 * 1024) << "MemTotal " << before << " -> " << after << " KiB";
+
+  ASSERT_OK_AND_ASSIGN(VcpuResult removed, hotplug_->RemoveVcpus(1));
+  EXPECT_EQ(removed.online, 1);
+  EXPECT_EQ(GuestUntil("cat /sys/devices/system/cpu/online",
+                       [](const std::string& o) { return o == "0"; }),
+            "0");
+}
+
+TEST_F(HotplugVmTest, ThirtyOneDisksNeedASecondBridge) {
+  std::string disk = Disk("data.img", 4 * kMiB);
+  for (int bridges : {1, 2}) {
+    SCOPED_TRACE(absl::StrCat(bridges, " bridge(s)"));
+    Boot(bridges);
+    for (int i = 0; i < 30; ++i) {
+      ASSERT_THAT(hotplug_->AddDisk({.path = disk, .read_only = true, .driver = "virtio-blk"}),
+                  IsOk());
+    }
+    absl::StatusOr<PluggedDevice> last =
+        hotplug_->AddDisk({.path = disk, .read_only = true, .driver = "virtio-blk"});
+    if (bridges == 1) {
+      EXPECT_THAT(last, StatusIs(absl::StatusCode::kResourceExhausted,
+                                 HasSubstr("no free slot on the 1 PCI bridge(s)")));
+      EXPECT_EQ(vm_->hotplug.devices.size(), 30u);
+    } else {
+      ASSERT_THAT(last, IsOk());
+      EXPECT_EQ(last->guest_address, "03/01");
+      EXPECT_EQ(GuestUntil(SectorsAt("03/01"), [](const std::string& o) { return !o.empty(); }),
+                "8192");
+      EXPECT_EQ(Guest("ls /sys/block | grep -c vd"), "31");
+    }
+    TearDown();
+    vm_.reset();
+  }
+}
+
+}  // namespace
+}  // namespace runvm::qemu
