@@ -87,6 +87,7 @@ class Hotplug {
   // lists them.
   absl::StatusOr<VcpuResult> AddVcpus(int count);
   // Unplugs up to `count` hot-plugged vCPUs, last plugged first; boot vCPUs are never removed.
+  // Refused under TCG, where QEMU 7.2 crashes on plugging a vCPU again after an unplug.
   absl::StatusOr<VcpuResult> RemoveVcpus(int count);
   // Adds at least `mib` MiB of guest memory, rounded up to the memory block size: a pc-dimm, or
   // with enable_virtio_mem the requested size of the sandbox's virtio-mem device.

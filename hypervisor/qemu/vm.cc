@@ -210,6 +210,7 @@ absl::StatusOr<RunningVm> StartVm(const VmSpec& spec) {
   }
   ASSIGN_OR_RETURN(vm.uuid, NewUuid());
   vm.config = spec.config;
+  vm.accelerator = spec.accelerator;
   vm.max_memory_mib = MaxMemoryMib(spec.config, spec.host_memory_mib);
   in.uuid = vm.uuid;
 

@@ -53,6 +53,7 @@ struct RunningVm {
   // The configuration the VM was built from (later edits of configuration.toml never change a
   // running sandbox) and the maxmem it got.
   config::QemuConfig config;
+  std::string accelerator;  // resolved: "kvm" or "tcg"
   int64_t max_memory_mib = 0;
   HotplugState hotplug;
 

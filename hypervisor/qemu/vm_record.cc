@@ -113,6 +113,7 @@ Json VmToJson(const RunningVm& vm) {
   config::Config whole;
   whole.hypervisor = vm.config;
   j["config"] = Json::parse(config::ToJson(whole, -1))["hypervisor"]["qemu"];
+  j["accelerator"] = vm.accelerator;
   j["max_memory_mib"] = vm.max_memory_mib;
   Json devices = Json::array();
   for (const PluggedDevice& d : vm.hotplug.devices) devices.push_back(DeviceToJson(d));
@@ -141,6 +142,7 @@ absl::StatusOr<RunningVm> VmFromJson(const Json& j) {
       config::FromJson(Json{{"hypervisor", {{"qemu", *config}}}}.dump());
   if (!whole.ok()) return Annotate(whole.status(), "vm record: config");
   vm.config = whole->hypervisor;
+  ASSIGN_OR_RETURN(vm.accelerator, String(j, "accelerator"));
   ASSIGN_OR_RETURN(vm.max_memory_mib, Int(j, "max_memory_mib"));
   auto hotplug = j.find("hotplug");
   if (hotplug == j.end() || !hotplug->is_object()) return Missing("hotplug", "an object");

@@ -172,11 +172,11 @@ TEST_F(HotplugVmTest, VcpusAndMemoryComeOnlineInTheGuest) {
   }
   EXPECT_EQ(after - before, 256 * 1024) << "MemTotal " << before << " -> " << after << " KiB";
 
-  ASSERT_OK_AND_ASSIGN(VcpuResult removed, hotplug_->RemoveVcpus(1));
-  EXPECT_EQ(removed.online, 1);
-  EXPECT_EQ(GuestUntil("cat /sys/devices/system/cpu/online",
-                       [](const std::string& o) { return o == "0"; }),
-            "0");
+  // Under TCG a vCPU is never unplugged: QEMU 7.2 segfaults when one is plugged again after an
+  // unplug (measured; the device_add after RemoveVcpus closed the monitor).
+  EXPECT_THAT(hotplug_->RemoveVcpus(1),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("under TCG")));
+  EXPECT_EQ(Guest("cat /sys/devices/system/cpu/online"), "0-1");
 }
 
 TEST_F(HotplugVmTest, ThirtyOneDisksNeedASecondBridge) {
