@@ -70,3 +70,65 @@ TEST(VmRecord, LoadNamesTheFile) {
 
 }  // namespace
 }  // namespace runvm::qemu
+
+namespace runvm::qemu {
+namespace {
+
+TEST(VmRecord, KeepsTheConfigurationAndTheDevices) {
+  RunningVm vm = Sample();
+  vm.config.default_bridges = 2;
+  vm.config.kernel = "/k";
+  vm.accelerator = "tcg";
+  vm.max_memory_mib = 5120;
+  vm.hotplug.next_index = 3;
+  vm.hotplug.devices.push_back({.id = "blk0",
+                                .kind = kKindVirtioBlk,
+                                .bus = "pci-bridge-0",
+                                .slot = 1,
+                                .guest_address = "02/01",
+                                .source = "/d.img",
+                                .size_bytes = 1 << 20,
+                                .node_name = "drive-blk0"});
+  vm.hotplug.devices.push_back({.id = "net1",
+                                .kind = kKindNet,
+                                .netdev = "netdev-net1",
+                                .fd_names = {"fd-net1-0"},
+                                .unplug_pending = true});
+  ASSERT_OK_AND_ASSIGN(RunningVm back, VmFromJson(VmToJson(vm)));
+  EXPECT_EQ(back.config.default_bridges, 2);
+  EXPECT_EQ(back.config.kernel, "/k");
+  EXPECT_EQ(back.accelerator, "tcg");
+  EXPECT_EQ(back.max_memory_mib, 5120);
+  EXPECT_EQ(back.hotplug.next_index, 3);
+  ASSERT_EQ(back.hotplug.devices.size(), 2u);
+  EXPECT_EQ(back.hotplug.devices[0].guest_address, "02/01");
+  EXPECT_EQ(back.hotplug.devices[0].node_name, "drive-blk0");
+  EXPECT_EQ(back.hotplug.devices[1].fd_names, std::vector<std::string>{"fd-net1-0"});
+  EXPECT_TRUE(back.hotplug.devices[1].unplug_pending);
+}
+
+TEST(VmRecord, RefusesBrokenDeviceEntries) {
+  RunningVm vm = Sample();
+  vm.hotplug.devices.push_back({.id = "blk0", .kind = kKindVirtioBlk});
+  nlohmann::json j = VmToJson(vm);
+  nlohmann::json twice = j;
+  twice["hotplug"]["devices"].push_back(twice["hotplug"]["devices"][0]);
+  EXPECT_THAT(VmFromJson(twice), StatusIs(absl::StatusCode::kInvalidArgument,
+                                          HasSubstr("device id \"blk0\" appears twice")));
+  nlohmann::json bad_slot = j;
+  bad_slot["hotplug"]["devices"][0]["slot"] = "1";
+  EXPECT_THAT(VmFromJson(bad_slot), StatusIs(absl::StatusCode::kInvalidArgument,
+                                             HasSubstr("field \"slot\" is missing or not an "
+                                                       "integer")));
+  nlohmann::json bad_config = j;
+  bad_config["config"]["default_bridges"] = "two";
+  EXPECT_THAT(VmFromJson(bad_config),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("vm record: config")));
+  nlohmann::json no_hotplug = j;
+  no_hotplug.erase("hotplug");
+  EXPECT_THAT(VmFromJson(no_hotplug),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("\"hotplug\" is missing")));
+}
+
+}  // namespace
+}  // namespace runvm::qemu
