@@ -50,6 +50,20 @@ int64_t JsonInt(const Json& j, const char* key, int64_t fallback = -1) {
   return it != j.end() && it->is_number_integer() ? it->get<int64_t>() : fallback;
 }
 
+// The object-add arguments of guest RAM: a shared file where the guest's memory must be shared
+// (virtio-fs, file_mem_backend, hugepages), anonymous RAM otherwise.
+Json MemoryBackend(const config::QemuConfig& c, const std::string& id, int64_t size_bytes) {
+  Json backend = {{"id", id}, {"size", size_bytes}};
+  if (SharesMemory(c)) {
+    backend["qom-type"] = "memory-backend-file";
+    backend["mem-path"] = MemoryPath(c);
+    backend["share"] = true;
+  } else {
+    backend["qom-type"] = "memory-backend-ram";
+  }
+  return backend;
+}
+
 }  // namespace
 
 // The undo log of one operation: what each successful step created, undone in reverse order
@@ -530,14 +544,7 @@ absl::StatusOr<MemoryResult> Hotplug::AddMemory(int64_t mib) {
   while (used.count(slot) != 0) ++slot;
   PluggedDevice d{.id = NextId("dimm"), .kind = kKindDimm, .slot = slot, .size_bytes = add * kMiB};
   d.object = "mem-" + d.id;
-  Json backend = {{"id", d.object}, {"size", d.size_bytes}};
-  if (SharesMemory(vm_.config)) {
-    backend["qom-type"] = "memory-backend-file";
-    backend["mem-path"] = MemoryPath(vm_.config);
-    backend["share"] = true;
-  } else {
-    backend["qom-type"] = "memory-backend-ram";
-  }
+  Json backend = MemoryBackend(vm_.config, d.object, d.size_bytes);
   if (vm_.config.enable_mem_prealloc) backend["prealloc"] = true;
   Steps steps(*this);
   RETURN_IF_ERROR(Run(d.id, "object-add", backend).status());
@@ -576,14 +583,7 @@ absl::StatusOr<MemoryResult> Hotplug::ResizeVirtioMem(int64_t add_mib) {
                   .guest_address = place.guest_address,
                   .size_bytes = add_mib * kMiB};
   d.object = "mem-" + d.id;
-  Json backend = {{"id", d.object}, {"size", region * kMiB}};
-  if (SharesMemory(vm_.config)) {
-    backend["qom-type"] = "memory-backend-file";
-    backend["mem-path"] = MemoryPath(vm_.config);
-    backend["share"] = true;
-  } else {
-    backend["qom-type"] = "memory-backend-ram";
-  }
+  Json backend = MemoryBackend(vm_.config, d.object, region * kMiB);
   Steps steps(*this);
   RETURN_IF_ERROR(Run(d.id, "object-add", backend).status());
   steps.Add("memory backend " + d.object, [this, d] {
