@@ -615,10 +615,11 @@ absl::Status Hotplug::Remove(const std::string& id) {
   return Release(id);
 }
 
-absl::StatusOr<bool> Hotplug::Present(const std::string& id) {
-  ASSIGN_OR_RETURN(Json children, Run(id, "qom-list", {{"path", "/machine/peripheral"}}));
-  return std::any_of(children.begin(), children.end(),
-                     [&](const Json& c) { return c.value("name", "") == id; });
+absl::StatusOr<std::set<std::string>> Hotplug::PeripheralIds(absl::string_view device) {
+  ASSIGN_OR_RETURN(Json children, Run(device, "qom-list", {{"path", "/machine/peripheral"}}));
+  std::set<std::string> ids;
+  for (const Json& c : children) ids.insert(c.value("name", ""));
+  return ids;
 }
 
 absl::Status Hotplug::DeleteDevice(PluggedDevice& device) {
@@ -626,9 +627,11 @@ absl::Status Hotplug::DeleteDevice(PluggedDevice& device) {
   using WaiterId = qmp::Client::WaiterId;
   WaiterId deleted = qmp_.ExpectEvent("DEVICE_DELETED", {{"device", id}});
   WaiterId refused = qmp_.ExpectEvent("DEVICE_UNPLUG_GUEST_ERROR", {{"device", id}});
-  WaiterId ost = qmp_.ExpectEvent("ACPI_DEVICE_OST", {{"info", {{"device", id}}}});
+  const Json ost_match = {{"info", {{"device", id}}}};
   // An eject report may name no device (QEMU 7.2 sends it for a CPU after the device is gone).
-  WaiterId eject = qmp_.ExpectEvent("ACPI_DEVICE_OST", {{"info", {{"source", kOstSourceEject}}}});
+  const Json eject_match = {{"info", {{"source", kOstSourceEject}}}};
+  WaiterId ost = qmp_.ExpectEvent("ACPI_DEVICE_OST", ost_match);
+  WaiterId eject = qmp_.ExpectEvent("ACPI_DEVICE_OST", eject_match);
   auto cancel = [&] {
     for (WaiterId w : {deleted, refused, ost, eject}) qmp_.CancelEvent(w);
   };
@@ -674,17 +677,15 @@ absl::Status Hotplug::DeleteDevice(PluggedDevice& device) {
       }
       recheck = JsonInt(info, "source", 0) == kOstSourceEject && status == kOstSuccess;
       WaiterId& again = fired->id == ost ? ost : eject;
-      again = qmp_.ExpectEvent("ACPI_DEVICE_OST",
-                               fired->id == ost ? Json{{"info", {{"device", id}}}}
-                                                : Json{{"info", {{"source", kOstSourceEject}}}});
+      again = qmp_.ExpectEvent("ACPI_DEVICE_OST", fired->id == ost ? ost_match : eject_match);
     }
     if (recheck) {
-      absl::StatusOr<bool> present = Present(id);
+      absl::StatusOr<std::set<std::string>> present = PeripheralIds(id);
       if (!present.ok()) {
         cancel();
         return present.status();
       }
-      if (!*present) {
+      if (present->count(id) == 0) {
         cancel();
         return absl::OkStatus();
       }
@@ -726,10 +727,7 @@ absl::Status Hotplug::FinishPendingUnplugs() {
   bool any = std::any_of(vm_.hotplug.devices.begin(), vm_.hotplug.devices.end(),
                          [](const PluggedDevice& d) { return d.unplug_pending; });
   if (!any) return absl::OkStatus();
-  ASSIGN_OR_RETURN(Json children,
-                   Run("pending unplugs", "qom-list", {{"path", "/machine/peripheral"}}));
-  std::set<std::string> present;
-  for (const Json& c : children) present.insert(c.value("name", ""));
+  ASSIGN_OR_RETURN(std::set<std::string> present, PeripheralIds("pending unplugs"));
   std::vector<std::string> gone;
   for (const PluggedDevice& d : vm_.hotplug.devices) {
     if (d.unplug_pending && present.count(d.id) == 0) gone.push_back(d.id);

@@ -24,6 +24,7 @@
 #define RUNVM_HYPERVISOR_QEMU_HOTPLUG_H_
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -122,8 +123,8 @@ class Hotplug {
   absl::StatusOr<PluggedDevice> AddNvdimm(const DiskRequest& request);
   absl::StatusOr<PluggedDevice> AddVhostUserBlk(const DiskRequest& request);
   absl::StatusOr<MemoryResult> ResizeVirtioMem(int64_t add_mib);
-  // Whether QEMU still has device `id` (qom-list /machine/peripheral).
-  absl::StatusOr<bool> Present(const std::string& id);
+  // The ids of the devices QEMU has (qom-list /machine/peripheral); errors name `device`.
+  absl::StatusOr<std::set<std::string>> PeripheralIds(absl::string_view device);
   // device_del and the wait; OK once DEVICE_DELETED came or QEMU no longer has the device.
   absl::Status DeleteDevice(PluggedDevice& device);
   // Tears down what backs a device that is gone and forgets it.
