@@ -25,6 +25,9 @@ std::string RootBus(const config::QemuConfig& c) {
 std::string BridgeId(int64_t i) { return absl::StrCat("pci-bridge-", i); }
 int BridgeSlot(int64_t i) { return kFirstBridgeSlot + static_cast<int>(i); }
 std::string RootPortId(int64_t i) { return absl::StrCat("rp", i); }
+int RootPortSlot(const config::QemuConfig& c, int64_t i) {
+  return BridgeSlot(c.default_bridges + i);
+}
 int64_t MaxMemoryMib(const config::QemuConfig& c, int64_t host_memory_mib) {
   return host_memory_mib + kNvdimmReserveMib + c.memory_offset;
 }
@@ -153,26 +156,25 @@ absl::StatusOr<std::vector<std::string>> BuildCommandLine(const config::QemuConf
   if (c.enable_iommu && q35) {
     a.Opt("-device", Options("intel-iommu").Add("intremap", true).Add("device-iotlb", true));
   }
-  int slot = kFirstBridgeSlot;
-  for (int64_t i = 0; i < c.default_bridges; ++i, ++slot) {
+  for (int64_t i = 0; i < c.default_bridges; ++i) {
     a.Opt("-device", Options("pci-bridge")
                          .Add("bus", root_bus)
                          .Add("id", BridgeId(i))
                          .Add("chassis_nr", i + 1)
                          .Add("shpc", false)
-                         .Add("addr", absl::StrCat(absl::Hex(slot)))
+                         .Add("addr", absl::StrCat(absl::Hex(BridgeSlot(i))))
                          .Add("io-reserve", "4k")
                          .Add("mem-reserve", "1m")
                          .Add("pref64-reserve", "1m"));
   }
   if (q35) {
-    for (int64_t i = 0; i < c.pcie_root_port; ++i, ++slot) {
+    for (int64_t i = 0; i < c.pcie_root_port; ++i) {
       a.Opt("-device", Options("pcie-root-port")
                            .Add("id", RootPortId(i))
                            .Add("bus", root_bus)
                            .Add("chassis", c.default_bridges + 1 + i)
                            .Add("slot", i)
-                           .Add("addr", absl::StrCat(absl::Hex(slot)))
+                           .Add("addr", absl::StrCat(absl::Hex(RootPortSlot(c, i))))
                            .Add("multifunction", false)
                            .Add("pref64-reserve", "2m")
                            .Add("mem-reserve", "4m"));

@@ -38,10 +38,11 @@ inline constexpr int kSerialMaxPorts = 31;
 inline constexpr int kFirstBridgeSlot = 2;
 inline constexpr int kFirstBridgeDeviceSlot = 1;
 inline constexpr int kLastBridgeDeviceSlot = 30;
-std::string RootBus(const config::QemuConfig& c);  // "pcie.0" (q35) or "pci.0"
-std::string BridgeId(int64_t i);                   // "pci-bridge-<i>"
-int BridgeSlot(int64_t i);                         // bridge i's slot on the root bus
-std::string RootPortId(int64_t i);                 // "rp<i>"
+std::string RootBus(const config::QemuConfig& c);          // "pcie.0" (q35) or "pci.0"
+std::string BridgeId(int64_t i);                           // "pci-bridge-<i>"
+int BridgeSlot(int64_t i);                                 // bridge i's slot on the root bus
+std::string RootPortId(int64_t i);                         // "rp<i>"
+int RootPortSlot(const config::QemuConfig& c, int64_t i);  // root port i's slot, after the bridges
 // The boot image is NVDIMM nv0 (backend mem0), which takes one memory slot.
 bool ImageOnNvdimm(const config::QemuConfig& c);
 // Guest RAM must be a shared file (virtio-fs, file_mem_backend or hugepages), at MemoryPath().

@@ -144,8 +144,7 @@ absl::StatusOr<Hotplug::PciPlace> Hotplug::FreeRootPort(absl::string_view device
     bool used = std::any_of(vm_.hotplug.devices.begin(), vm_.hotplug.devices.end(),
                             [&](const PluggedDevice& d) { return d.bus == bus; });
     if (!used) {
-      int root_slot = BridgeSlot(vm_.config.default_bridges + i);
-      return PciPlace{bus, 0, Hex2(root_slot) + "/00"};
+      return PciPlace{bus, 0, Hex2(RootPortSlot(vm_.config, i)) + "/00"};
     }
   }
   return absl::ResourceExhaustedError(
