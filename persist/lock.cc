@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -16,11 +17,21 @@ namespace runvm::persist {
 
 absl::StatusOr<Lock> Lock::Acquire(const std::string& path, Mode mode, absl::Duration wait,
                                    absl::string_view what, absl::string_view purpose) {
-  ASSIGN_OR_RETURN(Fd fd, OpenFile(path, O_RDWR | O_CREAT, 0600));
   const int op = (mode == kExclusive ? LOCK_EX : LOCK_SH) | LOCK_NB;
   absl::Time deadline = absl::Now() + wait;
+  ASSIGN_OR_RETURN(Fd fd, OpenFile(path, O_RDWR | O_CREAT, 0600));
   for (;;) {
-    if (::flock(fd.get(), op) == 0) break;
+    if (::flock(fd.get(), op) == 0) {
+      // A holder that deleted the sandbox removed the lock file with it: the lock just taken is on
+      // a file nobody else will ever open again. Take the one now at `path` instead.
+      struct stat held, current;
+      if (::fstat(fd.get(), &held) != 0) return ErrnoError("stat lock " + path);
+      const int r = ::stat(path.c_str(), &current);
+      if (r == 0 && current.st_ino == held.st_ino && current.st_dev == held.st_dev) break;
+      if (r != 0 && errno != ENOENT) return ErrnoError("stat lock " + path);
+      ASSIGN_OR_RETURN(fd, OpenFile(path, O_RDWR | O_CREAT, 0600));
+      continue;
+    }
     if (errno != EWOULDBLOCK && errno != EINTR) return ErrnoError("lock " + path);
     if (absl::Now() >= deadline) {
       absl::StatusOr<std::string> holder = ReadFile(path, 4096);

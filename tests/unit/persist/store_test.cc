@@ -5,6 +5,10 @@
 
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <thread>
+
+#include "absl/time/clock.h"
 
 #include "base/file.h"
 #include "gtest/gtest.h"
@@ -189,6 +193,28 @@ TEST(Lock, DifferentSandboxesDoNotWaitForEachOther) {
   EXPECT_THAT(Lock::Acquire(dir.path() + "/b.lock", Lock::kExclusive, absl::ZeroDuration(),
                             "sandbox b", "hotplug"),
               IsOk());
+}
+
+TEST(Lock, AWaiterDoesNotKeepTheLockOfADeletedSandbox) {
+  // A holder deletes the sandbox (and its lock file) while another waits; a third comes along and
+  // creates the sandbox again. The waiter must end up serialised with the third, not holding a
+  // lock on the unlinked file.
+  TempDir dir;
+  std::string path = dir.path() + "/lock";
+  auto holder = std::make_unique<Lock>(
+      *Lock::Acquire(path, Lock::kExclusive, absl::Seconds(1), "s", "delete"));
+  std::thread waiter_thread([&] {
+    absl::StatusOr<Lock> waiter =
+        Lock::Acquire(path, Lock::kExclusive, absl::Seconds(5), "s", "hotplug");
+    ASSERT_THAT(waiter, IsOk());
+    // Holding it now: a newcomer on the current file must be kept out.
+    EXPECT_THAT(Lock::Acquire(path, Lock::kExclusive, absl::Milliseconds(30), "s", "create"),
+                StatusIs(absl::StatusCode::kUnavailable));
+  });
+  absl::SleepFor(absl::Milliseconds(50));  // let the waiter open the old file
+  ASSERT_EQ(::unlink(path.c_str()), 0);
+  holder.reset();
+  waiter_thread.join();
 }
 
 }  // namespace
