@@ -1,5 +1,6 @@
 #include "base/process_identity.h"
 
+#include <dirent.h>
 #include <poll.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -64,6 +65,27 @@ absl::StatusOr<Fd> OpenVerifiedPidfd(const ProcessIdentity& id) {
                                             "or none"));
   }
   return fd;
+}
+
+std::vector<ProcessIdentity> FindProcessesWithEnv(absl::string_view entry) {
+  std::vector<ProcessIdentity> found;
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) return found;
+  const pid_t self = ::getpid();
+  while (dirent* e = ::readdir(proc)) {
+    pid_t pid;
+    if (!absl::SimpleAtoi(e->d_name, &pid) || pid == self) continue;
+    absl::StatusOr<std::string> env = ReadFile(absl::StrCat("/proc/", pid, "/environ"), 1 << 20);
+    if (!env.ok()) continue;
+    for (absl::string_view var : absl::StrSplit(*env, '\0')) {
+      if (var != entry) continue;
+      absl::StatusOr<ProcessIdentity> id = ReadProcessIdentity(pid);
+      if (id.ok()) found.push_back(*std::move(id));
+      break;
+    }
+  }
+  ::closedir(proc);
+  return found;
 }
 
 bool WaitPidfdExit(int pidfd, pid_t pid, absl::Time deadline) {

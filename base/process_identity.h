@@ -12,8 +12,10 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "base/fd.h"
 
@@ -38,6 +40,11 @@ absl::StatusOr<Fd> OpenVerifiedPidfd(const ProcessIdentity& id);
 
 // Waits until the pidfd's process exits (reaping it when it is our child). False on timeout.
 bool WaitPidfdExit(int pidfd, pid_t pid, absl::Time deadline);
+
+// The live processes whose initial environment holds exactly `entry` ("NAME=value"), this
+// process excepted. runvm marks the helpers it starts for a sandbox this way, so that they can be
+// found again when a crash lost their pids.
+std::vector<ProcessIdentity> FindProcessesWithEnv(absl::string_view entry);
 
 // Sends `sig` through a pidfd.
 absl::Status SignalPidfd(int pidfd, int sig);

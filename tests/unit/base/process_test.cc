@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "absl/time/clock.h"
+#include "base/process_identity.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
 
@@ -92,6 +93,20 @@ TEST(Child, DestructorKillsAndReapsAnUnwaitedChild) {
     pid = c.pid();
   }
   EXPECT_EQ(::kill(pid, 0), -1) << "child " << pid << " survived its owner";
+}
+
+TEST(FindProcessesWithEnv, FindsOnlyTheMarkedProcess) {
+  const std::string marker = "RUNVM_TEST_MARK=" + std::to_string(::getpid());
+  ASSERT_OK_AND_ASSIGN(Child marked, Spawn({.argv = {"/bin/sleep", "30"}, .env = {{marker}}}));
+  ASSERT_OK_AND_ASSIGN(Child other,
+                       Spawn({.argv = {"/bin/sleep", "30"}, .env = {{marker + "0"}}}));
+  std::vector<ProcessIdentity> found = FindProcessesWithEnv(marker);
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].pid, marked.pid());
+  EXPECT_EQ(found[0].exe, "/usr/bin/sleep");
+  ASSERT_THAT(marked.Signal(SIGKILL), IsOk());
+  ASSERT_THAT(marked.Wait(Soon()), IsOk());
+  EXPECT_TRUE(FindProcessesWithEnv(marker).empty()) << "an exited process is not found";
 }
 
 }  // namespace
