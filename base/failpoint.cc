@@ -9,10 +9,23 @@ namespace runvm {
 namespace {
 
 constexpr const char* kFailpoints[] = {
-    "vm.start.after-run-dir",    "vm.start.after-virtiofsd-spawn",
-    "vm.start.after-qemu-spawn", "vm.start.after-qmp-ready",
-    "vm.start.after-cont",       "vm.stop.after-quit",
+    "vm.start.after-run-dir",
+    "vm.start.after-virtiofsd-spawn",
+    "vm.start.after-qemu-spawn",
+    "vm.start.after-qmp-ready",
+    "vm.start.after-cont",
+    "vm.stop.after-quit",
     "vm.stop.before-remove",
+    "hotplug.plug.after-intent",
+    "hotplug.plug.after-getfd",
+    "hotplug.plug.after-backend",
+    "hotplug.plug.after-device-add",
+    "hotplug.unplug.after-intent",
+    "hotplug.unplug.after-device-del",
+    "hotplug.unplug.after-device-gone",
+    "hotplug.unplug.after-backend-del",
+    "hotplug.resize.after-intent",
+    "hotplug.resize.after-qom-set",
 };
 
 }  // namespace

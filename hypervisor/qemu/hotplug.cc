@@ -7,9 +7,13 @@
 #include <set>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "base/failpoint.h"
 #include "base/status.h"
 #include "devices/block.h"
 #include "devices/tap.h"
@@ -42,6 +46,43 @@ constexpr int kOstSourceEject = 3;
 constexpr absl::Duration kUnplugRecheck = absl::Seconds(1);
 constexpr int64_t kMiB = 1 << 20;
 constexpr int64_t kNvdimmAlignBytes = 2 * kMiB;
+
+// The prefixes of the device ids NextId hands out ("blk3", "cpu7"), and of the backends named
+// after them ("drive-blk3", "mem-dimm2", "char-vublk5").
+constexpr absl::string_view kIdPrefixes[] = {"scsi", "blk", "nv",   "vublk",    "net",
+                                             "vfio", "cpu", "dimm", "virtiomem"};
+constexpr absl::string_view kBackendPrefixes[] = {"drive-", "mem-", "char-"};
+
+// The index of a hot-plug device id, or -1 for any other id (cold-plugged devices, bridges).
+int64_t HotplugIndex(absl::string_view id) {
+  for (absl::string_view prefix : kIdPrefixes) {
+    absl::string_view rest = id;
+    int64_t n;
+    if (absl::ConsumePrefix(&rest, prefix) && !rest.empty() &&
+        std::all_of(rest.begin(), rest.end(), absl::ascii_isdigit) && absl::SimpleAtoi(rest, &n)) {
+      return n;
+    }
+  }
+  return -1;
+}
+
+bool IsHotplugBackend(absl::string_view name) {
+  for (absl::string_view prefix : kBackendPrefixes) {
+    if (absl::ConsumePrefix(&name, prefix)) return HotplugIndex(name) >= 0;
+  }
+  return false;
+}
+
+// A delete whose target QEMU no longer has: what a rollback after a crash often finds.
+bool AlreadyGone(const absl::Status& st) {
+  return qmp::HasErrorClass(st, "DeviceNotFound") || absl::StrContains(st.message(), "not found") ||
+         absl::StrContains(st.message(), "Failed to find node");
+}
+
+// QEMU refuses a second device_del while the guest is still ejecting the device.
+bool UnplugAlreadyRequested(const absl::Status& st) {
+  return absl::StrContains(st.message(), "already in the process of unplug");
+}
 
 std::string Hex2(int v) { return absl::StrCat(absl::Hex(v, absl::kZeroPad2)); }
 
@@ -87,10 +128,14 @@ class Hotplug::Steps {
       if (!st.ok()) left.push_back(absl::StrCat(it->first, " (", st.message(), ")"));
     }
     undo_.clear();
-    if (left.empty()) return cause;
-    return absl::Status(cause.code(),
-                        absl::StrCat(cause.message(), "; not rolled back, QEMU may still hold: ",
-                                     absl::StrJoin(left, ", ")));
+    // With everything undone the intent is settled; otherwise it stays for Reconcile.
+    if (left.empty() && hp_.qmp_.health().ok()) return hp_.Settle(cause);
+    return absl::Status(
+        cause.code(),
+        absl::StrCat(cause.message(), left.empty() ? "" : "; not rolled back, ",
+                     left.empty() ? "" : "QEMU may still hold: ", absl::StrJoin(left, ", "),
+                     "; the intent stays recorded and the next invocation "
+                     "reconciles it with QEMU"));
   }
 
  private:
@@ -100,6 +145,57 @@ class Hotplug::Steps {
 
 Hotplug::Hotplug(qmp::Client& qmp, RunningVm& vm, HotplugOptions options)
     : qmp_(qmp), vm_(vm), options_(std::move(options)) {}
+
+absl::Status Hotplug::Checkpoint() {
+  if (!options_.checkpoint) return absl::OkStatus();
+  return Annotate(options_.checkpoint(), absl::StrCat("sandbox ", vm_.sandbox_id, ": save"));
+}
+
+absl::Status Hotplug::Intend(const char* op, absl::string_view step, const PluggedDevice& device) {
+  const std::optional<HotplugIntent>& pending = vm_.hotplug.intent;
+  if (pending && (pending->op != op || pending->device.id != device.id)) {
+    return absl::FailedPreconditionError(absl::StrCat(device.id, ": the interrupted ", pending->op,
+                                                      " of ", pending->device.id, " (at ",
+                                                      pending->step, ") is not reconciled yet"));
+  }
+  vm_.hotplug.intent = HotplugIntent{.op = op, .step = std::string(step), .device = device};
+  RETURN_IF_ERROR(Checkpoint());
+  if (op == absl::string_view(kIntentPlug)) {
+    RUNVM_FAILPOINT("hotplug.plug.after-intent");
+  } else if (op == absl::string_view(kIntentUnplug)) {
+    RUNVM_FAILPOINT("hotplug.unplug.after-intent");
+  } else {
+    RUNVM_FAILPOINT("hotplug.resize.after-intent");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Hotplug::Settle(absl::Status result) {
+  if (!vm_.hotplug.intent) return result;
+  const std::string id = vm_.hotplug.intent->device.id;
+  vm_.hotplug.intent.reset();
+  absl::Status saved = Checkpoint();
+  if (saved.ok()) return result;
+  if (result.ok()) {
+    return Annotate(saved, absl::StrCat(id,
+                                        ": done in QEMU, but not recorded; the next invocation "
+                                        "reconciles the record with QEMU"));
+  }
+  return absl::Status(result.code(), absl::StrCat(result.message(), "; and ", saved.message()));
+}
+
+absl::Status Hotplug::AddBackend(Steps& steps, const PluggedDevice& device,
+                                 absl::string_view command, const Json& args, std::string what,
+                                 absl::string_view undo_command, Json undo_args) {
+  absl::Status st = Intend(kIntentPlug, command, device);
+  if (st.ok()) st = Run(device.id, command, args).status();
+  if (!st.ok()) return steps.Undo(st);
+  steps.Add(std::move(what),
+            [this, id = device.id, undo = std::string(undo_command),
+             undo_args = std::move(undo_args)] { return Run(id, undo, undo_args).status(); });
+  RUNVM_FAILPOINT("hotplug.plug.after-backend");
+  return absl::OkStatus();
+}
 
 absl::StatusOr<Json> Hotplug::Run(absl::string_view device, absl::string_view command,
                                   const Json& args) {
@@ -153,9 +249,13 @@ absl::StatusOr<Hotplug::PciPlace> Hotplug::FreeRootPort(absl::string_view device
 
 absl::StatusOr<PluggedDevice> Hotplug::Commit(PluggedDevice device, const Json& args,
                                               Steps& steps) {
-  absl::StatusOr<Json> added = Run(device.id, "device_add", args);
-  if (!added.ok()) return steps.Undo(added.status());
+  absl::Status st = Intend(kIntentPlug, "device_add", device);
+  if (st.ok()) st = Run(device.id, "device_add", args).status();
+  if (!st.ok()) return steps.Undo(st);
+  RUNVM_FAILPOINT("hotplug.plug.after-device-add");
+  device.fd_names.clear();  // whatever fds the intent named, the backend has taken them
   vm_.hotplug.devices.push_back(device);
+  RETURN_IF_ERROR(Settle());
   return device;
 }
 
@@ -216,10 +316,8 @@ absl::StatusOr<PluggedDevice> Hotplug::AddBlockDevice(const DiskRequest& request
                      {"no-flush", vm_.config.block_device_cache_noflush}};
   }
   Steps steps(*this);
-  RETURN_IF_ERROR(Run(d.id, "blockdev-add", node).status());
-  steps.Add("block node " + d.node_name, [this, d] {
-    return Run(d.id, "blockdev-del", {{"node-name", d.node_name}}).status();
-  });
+  RETURN_IF_ERROR(AddBackend(steps, d, "blockdev-add", node, "block node " + d.node_name,
+                             "blockdev-del", {{"node-name", d.node_name}}));
 
   Json dev = {{"id", d.id}, {"drive", d.node_name}, {"bus", d.bus}, {"serial", d.id}};
   if (scsi) {
@@ -265,17 +363,14 @@ absl::StatusOr<PluggedDevice> Hotplug::AddNvdimm(const DiskRequest& request) {
                   .size_bytes = disk.size_bytes};
   d.object = "mem-" + d.id;
   Steps steps(*this);
-  RETURN_IF_ERROR(Run(d.id, "object-add",
-                      {{"qom-type", "memory-backend-file"},
-                       {"id", d.object},
-                       {"mem-path", disk.path},
-                       {"size", disk.size_bytes},
-                       {"share", !request.read_only},
-                       {"readonly", request.read_only}})
-                      .status());
-  steps.Add("memory backend " + d.object, [this, d] {
-    return Run(d.id, "object-del", {{"id", d.object}}).status();
-  });
+  RETURN_IF_ERROR(AddBackend(steps, d, "object-add",
+                             {{"qom-type", "memory-backend-file"},
+                              {"id", d.object},
+                              {"mem-path", disk.path},
+                              {"size", disk.size_bytes},
+                              {"share", !request.read_only},
+                              {"readonly", request.read_only}},
+                             "memory backend " + d.object, "object-del", {{"id", d.object}}));
   Json dev = {{"driver", "nvdimm"}, {"id", d.id}, {"memdev", d.object}};
   if (request.read_only) dev["unarmed"] = true;
   return Commit(std::move(d), dev, steps);
@@ -304,10 +399,8 @@ absl::StatusOr<PluggedDevice> Hotplug::AddVhostUserBlk(const DiskRequest& reques
       {"type", "socket"},
       {"data",
        {{"addr", {{"type", "unix"}, {"data", {{"path", request.path}}}}}, {"server", false}}}};
-  RETURN_IF_ERROR(Run(d.id, "chardev-add", {{"id", d.chardev}, {"backend", backend}}).status());
-  steps.Add("chardev " + d.chardev, [this, d] {
-    return Run(d.id, "chardev-remove", {{"id", d.chardev}}).status();
-  });
+  RETURN_IF_ERROR(AddBackend(steps, d, "chardev-add", {{"id", d.chardev}, {"backend", backend}},
+                             "chardev " + d.chardev, "chardev-remove", {{"id", d.chardev}}));
   return Commit(d,
                 {{"driver", "vhost-user-blk-pci"},
                  {"id", d.id},
@@ -337,33 +430,39 @@ absl::StatusOr<PluggedDevice> Hotplug::AddNic(const NicRequest& request) {
   Steps steps(*this);
   auto netdev_took_fds = std::make_shared<bool>(false);
   std::vector<std::string> fds, vhostfds;
-  auto hand_over = [&](std::vector<Fd>& from, absl::string_view prefix,
-                       std::vector<std::string>& names) -> absl::Status {
+  for (size_t q = 0; q < tap.queues.size(); ++q) fds.push_back(absl::StrCat("fd-", d.id, "-", q));
+  for (size_t q = 0; q < tap.vhost.size(); ++q) {
+    vhostfds.push_back(absl::StrCat("vhostfd-", d.id, "-", q));
+  }
+  // The intent names every fd before the first is handed over, so a crash leaks none.
+  d.fd_names = fds;
+  d.fd_names.insert(d.fd_names.end(), vhostfds.begin(), vhostfds.end());
+  absl::Status intended = Intend(kIntentPlug, "getfd", d);
+  if (!intended.ok()) return steps.Undo(intended);
+  auto hand_over = [&](std::vector<Fd>& from, const std::vector<std::string>& names) {
     for (size_t q = 0; q < from.size(); ++q) {
-      std::string name = absl::StrCat(prefix, d.id, "-", q);
+      const std::string& name = names[q];
       absl::Status st = qmp_.GetFd(name, std::move(from[q]), Deadline());
       if (!st.ok()) return steps.Undo(Annotate(st, absl::StrCat(d.id, ": getfd ", name)));
-      names.push_back(name);
       steps.Add("monitor fd " + name, [this, name, id = d.id, netdev_took_fds] {
         if (*netdev_took_fds) return absl::OkStatus();
         return Annotate(qmp_.CloseFd(name, Deadline()), id + ": closefd");
       });
+      RUNVM_FAILPOINT("hotplug.plug.after-getfd");
     }
     return absl::OkStatus();
   };
-  RETURN_IF_ERROR(hand_over(tap.queues, "fd-", fds));
-  RETURN_IF_ERROR(hand_over(tap.vhost, "vhostfd-", vhostfds));
+  RETURN_IF_ERROR(hand_over(tap.queues, fds));
+  RETURN_IF_ERROR(hand_over(tap.vhost, vhostfds));
   Json netdev = {{"type", "tap"}, {"id", d.netdev}, {"fds", absl::StrJoin(fds, ":")}};
   if (!vhostfds.empty()) {
     netdev["vhost"] = true;
     netdev["vhostfds"] = absl::StrJoin(vhostfds, ":");
   }
-  absl::StatusOr<Json> added = Run(d.id, "netdev_add", netdev);
-  if (!added.ok()) return steps.Undo(added.status());
+  absl::Status added = AddBackend(steps, d, "netdev_add", netdev, "netdev " + d.netdev,
+                                  "netdev_del", {{"id", d.netdev}});
+  if (!added.ok()) return added;
   *netdev_took_fds = true;
-  steps.Add("netdev " + d.netdev, [this, d] {
-    return Run(d.id, "netdev_del", {{"id", d.netdev}}).status();
-  });
   return Commit(d,
                 {{"driver", "virtio-net-pci"},
                  {"id", d.id},
@@ -456,7 +555,8 @@ absl::StatusOr<VcpuResult> Hotplug::AddVcpus(int count) {
     Json args = props;
     args["driver"] = s.value("type", "");
     args["id"] = d.id;
-    absl::StatusOr<Json> r = Run(d.id, "device_add", args);
+    Steps none(*this);
+    absl::StatusOr<PluggedDevice> r = Commit(d, args, none);
     if (!r.ok()) {
       return absl::Status(
           r.status().code(),
@@ -464,7 +564,6 @@ absl::StatusOr<VcpuResult> Hotplug::AddVcpus(int count) {
                        result.ids.empty() ? "" : " (" + absl::StrJoin(result.ids, ", ") + ")",
                        "; then ", r.status().message()));
     }
-    vm_.hotplug.devices.push_back(d);
     result.ids.push_back(d.id);
   }
   result.online = online + static_cast<int>(result.ids.size());
@@ -494,8 +593,7 @@ absl::StatusOr<VcpuResult> Hotplug::RemoveVcpus(int count) {
   }
   for (int i = 0; i < n; ++i) {
     const std::string id = plugged[plugged.size() - 1 - i];
-    absl::Status st = DeleteDevice(*vm_.hotplug.Find(id));
-    if (st.ok()) st = Release(id);
+    absl::Status st = Unplug(id);
     if (!st.ok()) {
       return absl::Status(
           st.code(),
@@ -546,10 +644,8 @@ absl::StatusOr<MemoryResult> Hotplug::AddMemory(int64_t mib) {
   Json backend = MemoryBackend(vm_.config, d.object, d.size_bytes);
   if (vm_.config.enable_mem_prealloc) backend["prealloc"] = true;
   Steps steps(*this);
-  RETURN_IF_ERROR(Run(d.id, "object-add", backend).status());
-  steps.Add("memory backend " + d.object, [this, d] {
-    return Run(d.id, "object-del", {{"id", d.object}}).status();
-  });
+  RETURN_IF_ERROR(AddBackend(steps, d, "object-add", backend, "memory backend " + d.object,
+                             "object-del", {{"id", d.object}}));
   ASSIGN_OR_RETURN(
       PluggedDevice plugged,
       Commit(d, {{"driver", "pc-dimm"}, {"id", d.id}, {"memdev", d.object}, {"slot", slot}},
@@ -561,14 +657,20 @@ absl::StatusOr<MemoryResult> Hotplug::ResizeVirtioMem(int64_t add_mib) {
   auto it = std::find_if(vm_.hotplug.devices.begin(), vm_.hotplug.devices.end(),
                          [](const PluggedDevice& d) { return d.kind == kKindVirtioMem; });
   if (it != vm_.hotplug.devices.end()) {
-    const int64_t size = it->size_bytes + add_mib * kMiB;
-    RETURN_IF_ERROR(Run(it->id, "qom-set",
-                        {{"path", "/machine/peripheral/" + it->id},
-                         {"property", "requested-size"},
-                         {"value", size}})
-                        .status());
-    it->size_bytes = size;
-    return MemoryResult{.added_mib = add_mib, .device_id = it->id};
+    PluggedDevice resized = *it;
+    resized.size_bytes += add_mib * kMiB;
+    RETURN_IF_ERROR(Intend(kIntentResize, "qom-set", resized));
+    absl::Status st = Run(resized.id, "qom-set",
+                          {{"path", "/machine/peripheral/" + resized.id},
+                           {"property", "requested-size"},
+                           {"value", resized.size_bytes}})
+                          .status();
+    // A refused resize changed nothing; one whose answer never came stays intended.
+    if (!st.ok()) return qmp_.health().ok() ? Settle(st) : st;
+    RUNVM_FAILPOINT("hotplug.resize.after-qom-set");
+    vm_.hotplug.Find(resized.id)->size_bytes = resized.size_bytes;
+    RETURN_IF_ERROR(Settle());
+    return MemoryResult{.added_mib = add_mib, .device_id = resized.id};
   }
   // The first resize plugs the one virtio-mem device, its region covering what maxmem leaves
   // (less the NVDIMM headroom).
@@ -584,10 +686,8 @@ absl::StatusOr<MemoryResult> Hotplug::ResizeVirtioMem(int64_t add_mib) {
   d.object = "mem-" + d.id;
   Json backend = MemoryBackend(vm_.config, d.object, region * kMiB);
   Steps steps(*this);
-  RETURN_IF_ERROR(Run(d.id, "object-add", backend).status());
-  steps.Add("memory backend " + d.object, [this, d] {
-    return Run(d.id, "object-del", {{"id", d.object}}).status();
-  });
+  RETURN_IF_ERROR(AddBackend(steps, d, "object-add", backend, "memory backend " + d.object,
+                             "object-del", {{"id", d.object}}));
   ASSIGN_OR_RETURN(PluggedDevice plugged, Commit(d,
                                                  {{"driver", "virtio-mem-pci"},
                                                   {"id", d.id},
@@ -610,8 +710,17 @@ absl::Status Hotplug::Remove(const std::string& id) {
     return absl::FailedPreconditionError(
         absl::StrCat("device ", id, ": the virtio-mem device is resized, not unplugged"));
   }
-  RETURN_IF_ERROR(DeleteDevice(*d));
-  return Release(id);
+  return Unplug(id);
+}
+
+absl::Status Hotplug::Unplug(const std::string& id) {
+  RETURN_IF_ERROR(Intend(kIntentUnplug, "device_del", *vm_.hotplug.Find(id)));
+  absl::Status st = DeleteDevice(*vm_.hotplug.Find(id));
+  // Refused: the device stays; not in time: it is recorded as pending. Either way, settled.
+  if (!st.ok()) return qmp_.health().ok() ? Settle(st) : st;
+  RETURN_IF_ERROR(Intend(kIntentUnplug, "teardown", *vm_.hotplug.Find(id)));
+  RUNVM_FAILPOINT("hotplug.unplug.after-device-gone");
+  return Settle(Release(id));
 }
 
 absl::StatusOr<std::set<std::string>> Hotplug::PeripheralIds(absl::string_view device) {
@@ -635,6 +744,9 @@ absl::Status Hotplug::DeleteDevice(PluggedDevice& device) {
     for (WaiterId w : {deleted, refused, ost, eject}) qmp_.CancelEvent(w);
   };
   absl::Status sent = Run(id, "device_del", {{"id", id}}).status();
+  // Asked before a crash: the guest is on it, and the wait below is all that is left.
+  if (UnplugAlreadyRequested(sent)) sent = absl::OkStatus();
+  if (sent.ok()) RUNVM_FAILPOINT("hotplug.unplug.after-device-del");
   if (!sent.ok()) {
     cancel();
     // Already gone (a pending unplug that finished meanwhile): nothing left to wait for.
@@ -706,11 +818,19 @@ absl::Status Hotplug::Release(const std::string& id) {
   PluggedDevice d = *found;
   // The device is gone from QEMU: forget it first, so its slot is free whatever happens below.
   vm_.hotplug.devices.erase(vm_.hotplug.devices.begin() + (found - vm_.hotplug.devices.data()));
+  return Teardown(d);
+}
+
+absl::Status Hotplug::Teardown(const PluggedDevice& d) {
   std::vector<std::string> failed;
   auto teardown = [&](const std::string& name, absl::string_view command, const Json& args) {
     if (name.empty()) return;
-    absl::Status st = Run(id, command, args).status();
-    if (!st.ok()) failed.push_back(std::string(st.message()));
+    absl::Status st = Run(d.id, command, args).status();
+    if (!st.ok() && !AlreadyGone(st)) {
+      failed.push_back(std::string(st.message()));
+      return;
+    }
+    RUNVM_FAILPOINT("hotplug.unplug.after-backend-del");
   };
   teardown(d.node_name, "blockdev-del", {{"node-name", d.node_name}});
   teardown(d.netdev, "netdev_del", {{"id", d.netdev}});
@@ -719,7 +839,7 @@ absl::Status Hotplug::Release(const std::string& id) {
   for (const std::string& fd : d.fd_names) teardown(fd, "closefd", {{"fdname", fd}});
   if (failed.empty()) return absl::OkStatus();
   return absl::InternalError(
-      absl::StrCat(id, ": unplugged, but its backends remain: ", absl::StrJoin(failed, "; ")));
+      absl::StrCat(d.id, ": unplugged, but its backends remain: ", absl::StrJoin(failed, "; ")));
 }
 
 absl::Status Hotplug::FinishPendingUnplugs() {
@@ -733,6 +853,139 @@ absl::Status Hotplug::FinishPendingUnplugs() {
   }
   for (const std::string& id : gone) RETURN_IF_ERROR(Release(id));
   return absl::OkStatus();
+}
+
+absl::StatusOr<ReconcileReport> Hotplug::Reconcile() {
+  ReconcileReport report;
+  const std::string what = "sandbox " + vm_.sandbox_id;
+  ASSIGN_OR_RETURN(Json status, Run(what, "query-status", nullptr));
+  report.run_state = status.value("status", "");
+  ASSIGN_OR_RETURN(std::set<std::string> present, PeripheralIds(what));
+  const int64_t next_before = vm_.hotplug.next_index;
+  auto advance_past = [&](const std::string& id) {
+    vm_.hotplug.next_index = std::max(vm_.hotplug.next_index, HotplugIndex(id) + 1);
+  };
+  for (const std::string& id : present) advance_past(id);
+  const bool had_intent = vm_.hotplug.intent.has_value();
+  if (had_intent) {
+    const HotplugIntent intent = *vm_.hotplug.intent;
+    advance_past(intent.device.id);
+    absl::Status rolled = RollIntent(intent, present, report);
+    vm_.hotplug.intent.reset();
+    if (!rolled.ok()) {
+      // Whatever was left is named in the error; the record keeps what QEMU has.
+      RETURN_IF_ERROR(Checkpoint());
+      return rolled;
+    }
+  }
+  const size_t devices_before = vm_.hotplug.devices.size();
+  RETURN_IF_ERROR(FinishPendingUnplugs());
+  if (vm_.hotplug.devices.size() != devices_before) {
+    report.actions.push_back(
+        absl::StrCat(devices_before - vm_.hotplug.devices.size(), " pending unplug(s) finished"));
+  }
+  RETURN_IF_ERROR(RemoveOrphanBackends(report));
+  if (had_intent || vm_.hotplug.next_index != next_before ||
+      vm_.hotplug.devices.size() != devices_before) {
+    RETURN_IF_ERROR(Checkpoint());
+  }
+  return report;
+}
+
+absl::Status Hotplug::RollIntent(const HotplugIntent& intent, const std::set<std::string>& present,
+                                 ReconcileReport& report) {
+  const PluggedDevice& d = intent.device;
+  const bool in_qemu = present.count(d.id) != 0;
+  const std::string interrupted =
+      absl::StrCat(d.id, ": the interrupted ", intent.op, " (at ", intent.step, ")");
+  if (intent.op == kIntentPlug) {
+    if (in_qemu) {
+      PluggedDevice plugged = d;
+      plugged.fd_names.clear();
+      if (vm_.hotplug.Find(d.id) == nullptr) vm_.hotplug.devices.push_back(std::move(plugged));
+      report.actions.push_back(interrupted + " rolled forward: QEMU has the device");
+      return absl::OkStatus();
+    }
+    RETURN_IF_ERROR(Teardown(d));
+    report.actions.push_back(interrupted + " rolled back: its backends and fds removed");
+    return absl::OkStatus();
+  }
+  if (intent.op == kIntentUnplug) {
+    if (!in_qemu) {
+      // Release forgot the device before tearing down; a crash after that left only the intent.
+      RETURN_IF_ERROR(vm_.hotplug.Find(d.id) != nullptr ? Release(d.id) : Teardown(d));
+      report.actions.push_back(interrupted + " finished: QEMU no longer has the device");
+      return absl::OkStatus();
+    }
+    if (vm_.hotplug.Find(d.id) == nullptr) vm_.hotplug.devices.push_back(d);
+    absl::Status st = DeleteDevice(*vm_.hotplug.Find(d.id));
+    if (st.ok()) {
+      RETURN_IF_ERROR(Release(d.id));
+      report.actions.push_back(interrupted + " carried through");
+      return absl::OkStatus();
+    }
+    if (absl::IsDeadlineExceeded(st) || absl::IsFailedPrecondition(st)) {
+      // Pending (recorded so) or refused by the guest (the device stays): both are recorded.
+      report.actions.push_back(absl::StrCat(interrupted, " continued: ", st.message()));
+      return absl::OkStatus();
+    }
+    return st;
+  }
+  // resize: the requested size is set again (the same value twice is harmless).
+  PluggedDevice* recorded = vm_.hotplug.Find(d.id);
+  if (recorded == nullptr || !in_qemu) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(interrupted, ": the virtio-mem device is not in QEMU or in the record"));
+  }
+  RETURN_IF_ERROR(Run(d.id, "qom-set",
+                      {{"path", "/machine/peripheral/" + d.id},
+                       {"property", "requested-size"},
+                       {"value", d.size_bytes}})
+                      .status());
+  recorded->size_bytes = d.size_bytes;
+  report.actions.push_back(
+      absl::StrCat(interrupted, " rolled forward to ", d.size_bytes / kMiB, " MiB"));
+  return absl::OkStatus();
+}
+
+absl::Status Hotplug::RemoveOrphanBackends(ReconcileReport& report) {
+  std::set<std::string> owned;
+  for (const PluggedDevice& d : vm_.hotplug.devices) {
+    for (const std::string* name : {&d.node_name, &d.object, &d.chardev}) {
+      if (!name->empty()) owned.insert(*name);
+    }
+  }
+  const std::string what = "sandbox " + vm_.sandbox_id;
+  ASSIGN_OR_RETURN(Json nodes, Run(what, "query-named-block-nodes", {{"flat", true}}));
+  ASSIGN_OR_RETURN(Json objects, Run(what, "qom-list", {{"path", "/objects"}}));
+  ASSIGN_OR_RETURN(Json chardevs, Run(what, "query-chardev", nullptr));
+  std::vector<std::string> failed;
+  auto remove = [&](const std::string& name, absl::string_view command, const Json& args) {
+    if (!IsHotplugBackend(name) || owned.count(name) != 0) return;
+    absl::Status st = Run(name, command, args).status();
+    if (st.ok() || AlreadyGone(st)) {
+      owned.insert(name);  // a node is listed once per child
+      report.actions.push_back(absl::StrCat(name, ": orphan removed (", command, ")"));
+    } else {
+      failed.push_back(std::string(st.message()));
+    }
+  };
+  for (const Json& n : nodes) {
+    const std::string name = n.value("node-name", "");
+    remove(name, "blockdev-del", {{"node-name", name}});
+  }
+  for (const Json& o : objects) {
+    const std::string name = o.value("name", "");
+    remove(name, "object-del", {{"id", name}});
+  }
+  for (const Json& c : chardevs) {
+    const std::string name = c.value("label", "");
+    remove(name, "chardev-remove", {{"id", name}});
+  }
+  if (failed.empty()) return absl::OkStatus();
+  return absl::InternalError(
+      absl::StrCat("sandbox ", vm_.sandbox_id,
+                   ": orphan backends could not be removed: ", absl::StrJoin(failed, "; ")));
 }
 
 }  // namespace runvm::qemu

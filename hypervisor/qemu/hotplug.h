@@ -18,12 +18,16 @@
 //   bounded time, and only then tears the backends down and frees the slot. On timeout the
 //   device stays recorded as unplug pending and is finished by a later call once QEMU no longer
 //   has it.
+// - Before each step the record says what is about to happen (HotplugIntent, saved through
+//   HotplugOptions::checkpoint); a runtime killed anywhere leaves an intent that Reconcile rolls
+//   forward (QEMU has the device) or back (its backends and fds removed).
 // - Every QMP call has a deadline; a session that broke or timed out is not used for rollback
 //   (what QEMU may still hold is reported in the error, and reconciled later).
 #ifndef RUNVM_HYPERVISOR_QEMU_HOTPLUG_H_
 #define RUNVM_HYPERVISOR_QEMU_HOTPLUG_H_
 
 #include <cstdint>
+#include <functional>
 #include <set>
 #include <string>
 #include <vector>
@@ -66,7 +70,17 @@ struct MemoryResult {
   std::string device_id;
 };
 
+// What Reconcile found and did, for the log and for `state`.
+struct ReconcileReport {
+  std::string run_state;             // query-status: "running", "paused", ...
+  std::vector<std::string> actions;  // one line per roll-forward, roll-back or removed orphan
+};
+
 struct HotplugOptions {
+  // Saves the VM record. Called with vm.hotplug.intent set before each step of a plug, unplug
+  // or resize, and again once the outcome is recorded (intent cleared). A failure before a step
+  // stops the operation there (its earlier steps undone); null: nothing is saved (unit tests).
+  std::function<absl::Status()> checkpoint;
   absl::Duration command_timeout = absl::Seconds(5);
   absl::Duration unplug_timeout = absl::Seconds(10);
   std::string sysfs_root = "/sys";  // for VFIO discovery
@@ -98,11 +112,27 @@ class Hotplug {
   absl::Status Remove(const std::string& id);
   // Finishes pending unplugs whose devices QEMU no longer has. Every other call does this first.
   absl::Status FinishPendingUnplugs();
+  // Brings the record and QEMU into agreement; call once after connecting, before anything else.
+  // Rolls an interrupted plug forward when QEMU has its device and back otherwise, carries an
+  // interrupted unplug or resize through, finishes pending unplugs, deletes hot-plug backends
+  // (block nodes, memory backends, chardevs) that no recorded device owns, and moves next_index
+  // past every device id QEMU has, so that no id is used twice.
+  absl::StatusOr<ReconcileReport> Reconcile();
 
  private:
   class Steps;  // an operation's undo log
 
   absl::Time Deadline() const { return absl::Now() + options_.command_timeout; }
+  absl::Status Checkpoint();
+  // Records that `op` on `device` is about to run `step`, and saves.
+  absl::Status Intend(const char* op, absl::string_view step, const PluggedDevice& device);
+  // Clears the intent (the outcome is in the device list) and saves; `result` is returned, with
+  // a failed save added to it.
+  absl::Status Settle(absl::Status result = absl::OkStatus());
+  // The first step of a plug after `Intend`-ing it: creates a backend, registered for undo.
+  absl::Status AddBackend(Steps& steps, const PluggedDevice& device, absl::string_view command,
+                          const nlohmann::json& args, std::string what,
+                          absl::string_view undo_command, nlohmann::json undo_args);
   // Runs one QMP command for `device`; the error names the device and the command.
   absl::StatusOr<nlohmann::json> Run(absl::string_view device, absl::string_view command,
                                      const nlohmann::json& args);
@@ -115,7 +145,8 @@ class Hotplug {
   };
   absl::StatusOr<PciPlace> FreeBridgeSlot(absl::string_view device) const;
   absl::StatusOr<PciPlace> FreeRootPort(absl::string_view device) const;
-  // device_add, then (on success) the device is recorded. On failure `steps` are undone.
+  // device_add, then (on success) the device is recorded and the intent settled. On failure
+  // `steps` are undone.
   absl::StatusOr<PluggedDevice> Commit(PluggedDevice device, const nlohmann::json& args,
                                        Steps& steps);
   absl::StatusOr<PluggedDevice> AddBlockDevice(const DiskRequest& request,
@@ -127,8 +158,15 @@ class Hotplug {
   absl::StatusOr<std::set<std::string>> PeripheralIds(absl::string_view device);
   // device_del and the wait; OK once DEVICE_DELETED came or QEMU no longer has the device.
   absl::Status DeleteDevice(PluggedDevice& device);
-  // Tears down what backs a device that is gone and forgets it.
+  // The whole unplug of a recorded device, each step behind an intent.
+  absl::Status Unplug(const std::string& id);
+  // Forgets a device that is gone and tears down what backed it.
   absl::Status Release(const std::string& id);
+  // Deletes a gone device's backends and fds; ones QEMU no longer has are not an error.
+  absl::Status Teardown(const PluggedDevice& device);
+  absl::Status RollIntent(const HotplugIntent& intent, const std::set<std::string>& present,
+                          ReconcileReport& report);
+  absl::Status RemoveOrphanBackends(ReconcileReport& report);
   int64_t PluggedMemoryMib() const;
 
   qmp::Client& qmp_;

@@ -44,10 +44,27 @@ struct PluggedDevice {
   bool unplug_pending = false;
 };
 
+// Operations an intent can name.
+inline constexpr char kIntentPlug[] = "plug";
+inline constexpr char kIntentUnplug[] = "unplug";
+inline constexpr char kIntentResize[] = "resize";
+
+// What a plug, unplug or resize is about to do, saved before each of its steps. A later
+// invocation that finds one asks QEMU what happened and rolls the operation forward or back
+// (Hotplug::Reconcile).
+struct HotplugIntent {
+  std::string op;    // kIntentPlug, kIntentUnplug or kIntentResize
+  std::string step;  // the step about to run: "blockdev-add", "getfd", "device_add", ...
+  // plug: the device as it will be recorded, naming every backend and fd it will create;
+  // unplug: the device as recorded; resize: the virtio-mem device with its requested size.
+  PluggedDevice device;
+};
+
 struct HotplugState {
   // Monotonic: an id, once used, is never handed out again in this sandbox.
   int64_t next_index = 0;
   std::vector<PluggedDevice> devices;
+  std::optional<HotplugIntent> intent;
 
   const PluggedDevice* Find(const std::string& id) const;
   PluggedDevice* Find(const std::string& id);

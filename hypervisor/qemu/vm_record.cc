@@ -117,7 +117,13 @@ Json VmToJson(const RunningVm& vm) {
   j["max_memory_mib"] = vm.max_memory_mib;
   Json devices = Json::array();
   for (const PluggedDevice& d : vm.hotplug.devices) devices.push_back(DeviceToJson(d));
-  j["hotplug"] = {{"next_index", vm.hotplug.next_index}, {"devices", std::move(devices)}};
+  Json intent = nullptr;
+  if (const std::optional<HotplugIntent>& in = vm.hotplug.intent) {
+    intent = {{"op", in->op}, {"step", in->step}, {"device", DeviceToJson(in->device)}};
+  }
+  j["hotplug"] = {{"next_index", vm.hotplug.next_index},
+                  {"devices", std::move(devices)},
+                  {"intent", std::move(intent)}};
   return j;
 }
 
@@ -158,6 +164,23 @@ absl::StatusOr<RunningVm> VmFromJson(const Json& j) {
           absl::StrCat("vm record: device id \"", device.id, "\" appears twice"));
     }
     vm.hotplug.devices.push_back(std::move(device));
+  }
+  auto intent = hotplug->find("intent");
+  if (intent == hotplug->end() || !(intent->is_null() || intent->is_object())) {
+    return Missing("hotplug.intent", "null or an object");
+  }
+  if (intent->is_object()) {
+    HotplugIntent in;
+    ASSIGN_OR_RETURN(in.op, String(*intent, "op"));
+    ASSIGN_OR_RETURN(in.step, String(*intent, "step"));
+    if (in.op != kIntentPlug && in.op != kIntentUnplug && in.op != kIntentResize) {
+      return absl::InvalidArgumentError(absl::StrCat("vm record: hotplug.intent.op \"", in.op,
+                                                     "\" is not plug, unplug or resize"));
+    }
+    auto device = intent->find("device");
+    if (device == intent->end()) return Missing("hotplug.intent.device", "an object");
+    ASSIGN_OR_RETURN(in.device, DeviceFromJson(*device));
+    vm.hotplug.intent = std::move(in);
   }
   return vm;
 }

@@ -98,8 +98,7 @@ TEST(Child, DestructorKillsAndReapsAnUnwaitedChild) {
 TEST(FindProcessesWithEnv, FindsOnlyTheMarkedProcess) {
   const std::string marker = "RUNVM_TEST_MARK=" + std::to_string(::getpid());
   ASSERT_OK_AND_ASSIGN(Child marked, Spawn({.argv = {"/bin/sleep", "30"}, .env = {{marker}}}));
-  ASSERT_OK_AND_ASSIGN(Child other,
-                       Spawn({.argv = {"/bin/sleep", "30"}, .env = {{marker + "0"}}}));
+  ASSERT_OK_AND_ASSIGN(Child other, Spawn({.argv = {"/bin/sleep", "30"}, .env = {{marker + "0"}}}));
   std::vector<ProcessIdentity> found = FindProcessesWithEnv(marker);
   ASSERT_EQ(found.size(), 1u);
   EXPECT_EQ(found[0].pid, marked.pid());

@@ -105,6 +105,31 @@ TEST(VmRecord, KeepsTheConfigurationAndTheDevices) {
   EXPECT_EQ(back.hotplug.devices[0].node_name, "drive-blk0");
   EXPECT_EQ(back.hotplug.devices[1].fd_names, std::vector<std::string>{"fd-net1-0"});
   EXPECT_TRUE(back.hotplug.devices[1].unplug_pending);
+  EXPECT_FALSE(back.hotplug.intent.has_value());
+}
+
+TEST(VmRecord, KeepsTheIntentOfAnInterruptedOperation) {
+  RunningVm vm = Sample();
+  vm.hotplug.intent = HotplugIntent{
+      .op = kIntentPlug,
+      .step = "netdev_add",
+      .device = {
+          .id = "net4", .kind = kKindNet, .netdev = "netdev-net4", .fd_names = {"fd-net4-0"}}};
+  nlohmann::json j = VmToJson(vm);
+  EXPECT_EQ(j["hotplug"]["intent"]["step"], "netdev_add");
+  ASSERT_OK_AND_ASSIGN(RunningVm back, VmFromJson(j));
+  ASSERT_TRUE(back.hotplug.intent.has_value());
+  EXPECT_EQ(back.hotplug.intent->op, kIntentPlug);
+  EXPECT_EQ(back.hotplug.intent->device.fd_names, std::vector<std::string>{"fd-net4-0"});
+
+  nlohmann::json bad_op = j;
+  bad_op["hotplug"]["intent"]["op"] = "explode";
+  EXPECT_THAT(VmFromJson(bad_op), StatusIs(absl::StatusCode::kInvalidArgument,
+                                           HasSubstr("\"explode\" is not plug, unplug or resize")));
+  nlohmann::json no_intent = j;
+  no_intent["hotplug"].erase("intent");
+  EXPECT_THAT(VmFromJson(no_intent), StatusIs(absl::StatusCode::kInvalidArgument,
+                                              HasSubstr("\"hotplug.intent\" is missing")));
 }
 
 TEST(VmRecord, RefusesBrokenDeviceEntries) {
