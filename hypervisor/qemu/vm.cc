@@ -16,6 +16,8 @@
 #include <filesystem>
 #include <map>
 
+extern char** environ;
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -134,7 +136,42 @@ absl::StatusOr<ProcessIdentity> StartWatcher(const ProcessIdentity& qemu_id,
   return ReadProcessIdentity(pid);
 }
 
+// The caller's environment plus the sandbox's marker.
+std::vector<std::string> HelperEnvironment(const std::string& run_dir) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (!absl::StartsWith(*e, "RUNVM_SANDBOX_DIR=") && !absl::StartsWith(*e, "RUNVM_FAILPOINT=")) {
+      env.emplace_back(*e);
+    }
+  }
+  env.push_back(HelperMarker(run_dir));
+  return env;
+}
+
 }  // namespace
+
+std::string HelperMarker(const std::string& run_dir) {
+  return absl::StrCat("RUNVM_SANDBOX_DIR=", run_dir);
+}
+
+absl::StatusOr<std::vector<ProcessIdentity>> CollectStrays(const std::string& run_dir) {
+  std::vector<ProcessIdentity> ended;
+  absl::Status result;
+  for (const ProcessIdentity& id : FindProcessesWithEnv(HelperMarker(run_dir))) {
+    absl::StatusOr<Fd> pidfd = OpenVerifiedPidfd(id);
+    if (!pidfd.ok()) continue;  // gone meanwhile
+    result.Update(SignalPidfd(pidfd->get(), SIGKILL));
+    if (!WaitPidfdExit(pidfd->get(), id.pid, absl::Now() + absl::Seconds(5))) {
+      result.Update(absl::InternalError(
+          absl::StrCat(id.exe, " (pid ", id.pid, ") of ", run_dir, " survived SIGKILL")));
+      continue;
+    }
+    ended.push_back(id);
+  }
+  RETURN_IF_ERROR(result);
+  RemoveTree(run_dir);
+  return ended;
+}
 
 std::string RunDirFor(const std::string& socket_base, const std::string& sandbox_id) {
   return absl::StrCat(socket_base, "/", absl::Hex(Fnv1a(sandbox_id), absl::kZeroPad16));
@@ -254,6 +291,7 @@ absl::StatusOr<RunningVm> StartVm(const VmSpec& spec) {
     SpawnOptions o{
         .argv = {c.virtio_fs_daemon, "--fd=3", "-f", "-o", absl::StrCat("source=", vm.shared_dir),
                  "-o", absl::StrCat("cache=", VirtiofsCacheMode(c.virtio_fs_cache))},
+        .env = HelperEnvironment(vm.run_dir),
         .new_session = true};
     for (const std::string& extra : c.virtio_fs_extra_args) o.argv.push_back(extra);
     o.fds = {{1, log.get()}, {2, log.get()}, {3, listen.get()}};
@@ -265,7 +303,7 @@ absl::StatusOr<RunningVm> StartVm(const VmSpec& spec) {
 
   ASSIGN_OR_RETURN(Fd qemu_log, OpenFile(absl::StrCat(vm.run_dir, "/", kQemuStderr),
                                          O_WRONLY | O_CREAT | O_APPEND, 0600));
-  SpawnOptions qo{.argv = argv, .new_session = true};
+  SpawnOptions qo{.argv = argv, .env = HelperEnvironment(vm.run_dir), .new_session = true};
   qo.fds = {{1, qemu_log.get()},        {2, qemu_log.get()},
             {in.qmp_fd, qmp.get()},     {in.qmp_events_fd, events.get()},
             {in.agent_fd, agent.get()}, {in.console_fd, console.get()}};
@@ -364,8 +402,8 @@ absl::Status StopVm(const RunningVm& vm, absl::Duration timeout) {
   if (vm.watcher) ::waitpid(vm.watcher->pid, nullptr, WNOHANG);
   RUNVM_FAILPOINT("vm.stop.before-remove");
   // Sockets and logs go only with the processes: if one survived, its state stays inspectable.
-  if (result.ok() && !vm.run_dir.empty()) RemoveTree(vm.run_dir);
-  return result;
+  if (!result.ok() || vm.run_dir.empty()) return result;
+  return CollectStrays(vm.run_dir).status();
 }
 
 }  // namespace runvm::qemu

@@ -17,6 +17,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -74,8 +75,18 @@ std::string RunDirFor(const std::string& socket_base, const std::string& sandbox
 absl::StatusOr<RunningVm> StartVm(const VmSpec& spec);
 
 // QMP quit, wait up to `timeout`, then SIGKILL (only a process whose identity still matches);
-// stops virtiofsd; removes sockets and directories. Stopping a stopped or vanished VM succeeds.
+// stops virtiofsd and any unrecorded helper carrying the sandbox's marker; removes sockets and
+// directories. Stopping a stopped or vanished VM succeeds.
 absl::Status StopVm(const RunningVm& vm, absl::Duration timeout = absl::Seconds(5));
+
+// The environment entry QEMU and virtiofsd of a sandbox are started with
+// ("RUNVM_SANDBOX_DIR=<run dir>"): it finds them again when a crash lost their pids.
+std::string HelperMarker(const std::string& run_dir);
+
+// Ends every process carrying the sandbox's marker (each through a verified pidfd: SIGKILL, then
+// waits for it) and removes the run directory; for a boot that was killed before its processes
+// were recorded. Returns the processes it ended.
+absl::StatusOr<std::vector<ProcessIdentity>> CollectStrays(const std::string& run_dir);
 
 // Waits until the guest announces itself on the agent port ("RUNVM-READY <kernel release>", from
 // guest/init) and returns that line. The connection is closed again.
