@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "base/failpoint.h"
 #include "base/status.h"
 #include "devices/block.h"
@@ -45,11 +46,14 @@ constexpr int kOstSourceEject = 3;
 // How often a long unplug wait asks QEMU whether the device is gone.
 constexpr absl::Duration kUnplugRecheck = absl::Seconds(1);
 constexpr int64_t kMiB = 1 << 20;
+// A device that is gone can hold its block node a little longer (a SCSI disk until the guest
+// has processed the unplug); deleting the node is retried for this long.
+constexpr absl::Duration kBackendRelease = absl::Seconds(3);
 constexpr int64_t kNvdimmAlignBytes = 2 * kMiB;
 
 // The prefixes of the device ids NextId hands out ("blk3", "cpu7"), and of the backends named
 // after them ("drive-blk3", "mem-dimm2", "char-vublk5").
-constexpr absl::string_view kIdPrefixes[] = {"scsi", "blk", "nv",   "vublk",    "net",
+constexpr absl::string_view kIdPrefixes[] = {"sd",   "blk", "nv",   "vublk",    "net",
                                              "vfio", "cpu", "dimm", "virtiomem"};
 constexpr absl::string_view kBackendPrefixes[] = {"drive-", "mem-", "char-"};
 
@@ -294,7 +298,7 @@ absl::StatusOr<PluggedDevice> Hotplug::AddBlockDevice(const DiskRequest& request
       return absl::ResourceExhaustedError(absl::StrCat(
           "disk ", request.path, ": all ", kScsiIndexLimit, " SCSI targets are in use"));
     }
-    d.id = NextId("scsi");
+    d.id = NextId("sd");
     d.bus = "scsi0.0";
     d.slot = index;
     d.guest_address = absl::StrCat(index / 256, ":", index % 256);
@@ -821,11 +825,23 @@ absl::Status Hotplug::Release(const std::string& id) {
   return Teardown(d);
 }
 
+absl::Status Hotplug::RunOnceReleased(absl::string_view device, absl::string_view command,
+                                      const Json& args) {
+  const absl::Time deadline = absl::Now() + kBackendRelease;
+  for (;;) {
+    absl::Status st = Run(device, command, args).status();
+    if (st.ok() || !absl::StrContains(st.message(), "is in use") || absl::Now() >= deadline) {
+      return st;
+    }
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+}
+
 absl::Status Hotplug::Teardown(const PluggedDevice& d) {
   std::vector<std::string> failed;
   auto teardown = [&](const std::string& name, absl::string_view command, const Json& args) {
     if (name.empty()) return;
-    absl::Status st = Run(d.id, command, args).status();
+    absl::Status st = RunOnceReleased(d.id, command, args);
     if (!st.ok() && !AlreadyGone(st)) {
       failed.push_back(std::string(st.message()));
       return;
@@ -959,15 +975,15 @@ absl::Status Hotplug::RemoveOrphanBackends(ReconcileReport& report) {
   ASSIGN_OR_RETURN(Json nodes, Run(what, "query-named-block-nodes", {{"flat", true}}));
   ASSIGN_OR_RETURN(Json objects, Run(what, "qom-list", {{"path", "/objects"}}));
   ASSIGN_OR_RETURN(Json chardevs, Run(what, "query-chardev", nullptr));
-  std::vector<std::string> failed;
   auto remove = [&](const std::string& name, absl::string_view command, const Json& args) {
     if (!IsHotplugBackend(name) || owned.count(name) != 0) return;
-    absl::Status st = Run(name, command, args).status();
+    owned.insert(name);  // a node can be listed more than once
+    absl::Status st = RunOnceReleased(name, command, args);
     if (st.ok() || AlreadyGone(st)) {
-      owned.insert(name);  // a node is listed once per child
       report.actions.push_back(absl::StrCat(name, ": orphan removed (", command, ")"));
     } else {
-      failed.push_back(std::string(st.message()));
+      // Not worth failing the caller's operation for: the next reconciliation tries again.
+      report.actions.push_back(absl::StrCat(name, ": orphan not removed yet (", st.message(), ")"));
     }
   };
   for (const Json& n : nodes) {
@@ -982,10 +998,7 @@ absl::Status Hotplug::RemoveOrphanBackends(ReconcileReport& report) {
     const std::string name = c.value("label", "");
     remove(name, "chardev-remove", {{"id", name}});
   }
-  if (failed.empty()) return absl::OkStatus();
-  return absl::InternalError(
-      absl::StrCat("sandbox ", vm_.sandbox_id,
-                   ": orphan backends could not be removed: ", absl::StrJoin(failed, "; ")));
+  return absl::OkStatus();
 }
 
 }  // namespace runvm::qemu

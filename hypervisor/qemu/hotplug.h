@@ -162,6 +162,9 @@ class Hotplug {
   absl::Status Unplug(const std::string& id);
   // Forgets a device that is gone and tears down what backed it.
   absl::Status Release(const std::string& id);
+  // Runs a backend delete, again while QEMU says the backend "is in use" (for a few seconds).
+  absl::Status RunOnceReleased(absl::string_view device, absl::string_view command,
+                               const nlohmann::json& args);
   // Deletes a gone device's backends and fds; ones QEMU no longer has are not an error.
   absl::Status Teardown(const PluggedDevice& device);
   absl::Status RollIntent(const HotplugIntent& intent, const std::set<std::string>& present,

@@ -47,22 +47,6 @@ absl::StatusOr<std::vector<std::string>> Strings(const Json& j, const char* fiel
   return out;
 }
 
-Json DeviceToJson(const PluggedDevice& d) {
-  return {{"id", d.id},
-          {"kind", d.kind},
-          {"bus", d.bus},
-          {"slot", d.slot},
-          {"guest_address", d.guest_address},
-          {"source", d.source},
-          {"size_bytes", d.size_bytes},
-          {"node_name", d.node_name},
-          {"netdev", d.netdev},
-          {"object", d.object},
-          {"chardev", d.chardev},
-          {"fd_names", d.fd_names},
-          {"unplug_pending", d.unplug_pending}};
-}
-
 absl::StatusOr<PluggedDevice> DeviceFromJson(const Json& j) {
   if (!j.is_object()) return Missing("hotplug.devices[]", "an object");
   PluggedDevice d;
@@ -101,6 +85,22 @@ absl::StatusOr<ProcessIdentity> Identity(const Json& j, const std::string& field
 }
 
 }  // namespace
+
+Json DeviceToJson(const PluggedDevice& d) {
+  return {{"id", d.id},
+          {"kind", d.kind},
+          {"bus", d.bus},
+          {"slot", d.slot},
+          {"guest_address", d.guest_address},
+          {"source", d.source},
+          {"size_bytes", d.size_bytes},
+          {"node_name", d.node_name},
+          {"netdev", d.netdev},
+          {"object", d.object},
+          {"chardev", d.chardev},
+          {"fd_names", d.fd_names},
+          {"unplug_pending", d.unplug_pending}};
+}
 
 Json VmToJson(const RunningVm& vm) {
   Json j = {{"sandbox_id", vm.sandbox_id},

@@ -20,6 +20,7 @@ inline constexpr char kVmRecordFormat[] = "runvm.vm";
 inline constexpr int kVmRecordVersion = 1;
 
 nlohmann::json VmToJson(const RunningVm& vm);
+nlohmann::json DeviceToJson(const PluggedDevice& device);
 // Strict: every field must be present with its type; errors name the field.
 absl::StatusOr<RunningVm> VmFromJson(const nlohmann::json& j);
 

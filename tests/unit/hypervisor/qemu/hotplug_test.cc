@@ -132,7 +132,7 @@ TEST_F(HotplugTest, CacheOptionsFollowTheConfiguration) {
 TEST_F(HotplugTest, ScsiDiskGetsTargetAndLunFromItsIndex) {
   vm_.config.block_device_driver = "virtio-scsi";
   for (int i = 0; i < 257; ++i) {
-    Record({.id = absl::StrCat("scsi", i), .kind = kKindScsi, .bus = "scsi0.0", .slot = i});
+    Record({.id = absl::StrCat("sd", i), .kind = kKindScsi, .bus = "scsi0.0", .slot = i});
   }
   std::string disk = Disk("d.img", kMiB);
   peer_.Negotiate()
@@ -142,7 +142,7 @@ TEST_F(HotplugTest, ScsiDiskGetsTargetAndLunFromItsIndex) {
                                     {"bus", "scsi0.0"},
                                     {"scsi-id", 1},
                                     {"lun", 1},
-                                    {"drive", "drive-scsi257"}})
+                                    {"drive", "drive-sd257"}})
       .Reply();
   ASSERT_OK_AND_ASSIGN(PluggedDevice d, Start().AddDisk({.path = disk}));
   EXPECT_EQ(d.guest_address, "1:1");
@@ -594,6 +594,21 @@ TEST_F(HotplugTest, UnplugWaitsForDeviceDeletedThenDeletesTheBackend) {
   EXPECT_THAT(Ids(), IsEmpty());
 }
 
+TEST_F(HotplugTest, ABlockNodeStillInUseAfterTheDeviceWentIsDeletedOnceReleased) {
+  // A SCSI disk holds its node until the guest has processed the unplug.
+  RecordDisk(vm_);
+  peer_.Negotiate()
+      .ExpectCommand("device_del")
+      .Reply()
+      .Event("DEVICE_DELETED", {{"device", "blk0"}})
+      .ExpectCommand("blockdev-del")
+      .ReplyError("GenericError", "Node drive-blk0 is in use")
+      .ExpectCommand("blockdev-del", {{"node-name", "drive-blk0"}})
+      .Reply();
+  EXPECT_THAT(Start().Remove("blk0"), IsOk());
+  EXPECT_THAT(Ids(), IsEmpty());
+}
+
 TEST_F(HotplugTest, UnplugOfEachKindTearsDownItsBackend) {
   Record({.id = "net0", .kind = kKindNet, .bus = "pci-bridge-0", .slot = 2, .netdev = "nd0"});
   Record({.id = "dimm0", .kind = kKindDimm, .slot = 0, .object = "mem-dimm0"});
@@ -941,7 +956,7 @@ TEST_F(HotplugTest, ReconcileSetsAnInterruptedResizeAgain) {
 TEST_F(HotplugTest, ReconcileRemovesHotplugBackendsNoDeviceOwnsAndNothingElse) {
   RecordDisk(vm_);
   peer_.Negotiate();
-  ExpectStatusAndPeripherals(peer_, {"blk0", "cpu12"});
+  ExpectStatusAndPeripherals(peer_, {"blk0", "cpu12", "scsi0", "pci-bridge-0", "rp1"});
   ExpectBackendQueries(peer_, {"drive-blk0", "#block9", "drive-blk7", "drive-blk7", "image"},
                        {"ram", "mem-dimm3", "mem-image"}, {"char-vublk2", "agent", "char-x"});
   peer_.ExpectCommand("blockdev-del", {{"node-name", "drive-blk7"}})
