@@ -26,6 +26,11 @@ constexpr const char* kFailpoints[] = {
     "hotplug.unplug.after-backend-del",
     "hotplug.resize.after-intent",
     "hotplug.resize.after-qom-set",
+    "sandbox.create.after-intent",
+    "sandbox.create.after-boot",
+    "sandbox.stop.after-intent",
+    "sandbox.delete.after-intent",
+    "sandbox.delete.after-stop",
 };
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "proto/config_codec.h"
 #include "runtime/config_loader.h"
 #include "runtime/host_check.h"
+#include "runtime/sandbox_cli.h"
 #include "runtime/version.h"
 
 namespace runvm {
@@ -62,7 +63,7 @@ int RunCheck(const GlobalFlags& g, bool verbose, bool boot) {
   absl::StatusOr<LoadedConfig> loaded = Load(g);
   if (!loaded.ok()) return Fail(loaded.status().message());
   std::vector<CheckResult> results =
-      CheckHost(*loaded, HostPaths{}, CheckOptions{.boot = boot, .socket_base = g.root + "/vm"});
+      CheckHost(*loaded, HostPaths{}, CheckOptions{.boot = boot, .socket_base = g.root + "/.vm"});
   std::string text;
   bool pass = RenderCheck(results, &text);
   if (verbose) {
@@ -111,6 +112,53 @@ int RunCli(int argc, char** argv) {
   check->add_flag("--boot", check_boot,
                   "also boot a throwaway sandbox VM and wait for its guest (a few seconds)");
 
+  SandboxCommand sc;
+  CLI::App* sandbox = app.add_subcommand("sandbox", "operate sandbox VMs directly");
+  sandbox->require_subcommand(1);
+  CLI::App* sb_create = sandbox->add_subcommand("create", "boot a sandbox VM");
+  sb_create->add_option("id", sc.id, "sandbox id")->required();
+  bool no_wait = false;
+  sb_create->add_flag("--no-wait", no_wait, "return once QEMU runs, without waiting for the guest");
+  CLI::App* sb_plug = sandbox->add_subcommand("plug", "hot-plug a device into a running sandbox");
+  sb_plug->require_subcommand(1);
+  CLI::App* plug_disk = sb_plug->add_subcommand("disk", "a disk image or block device");
+  plug_disk->add_option("id", sc.id, "sandbox id")->required();
+  plug_disk->add_option("path", sc.path, "file or block device")->required();
+  plug_disk->add_flag("--read-only", sc.read_only, "read-only to the guest");
+  plug_disk->add_option("--driver", sc.driver,
+                        "virtio-blk, virtio-scsi, nvdimm or vhost-user-blk (default: "
+                        "block_device_driver)");
+  CLI::App* plug_nic = sb_plug->add_subcommand("nic", "a virtio-net NIC on a new tap device");
+  plug_nic->add_option("id", sc.id, "sandbox id")->required();
+  plug_nic->add_option("--tap", sc.tap, "name of the tap to create")->required();
+  plug_nic->add_option("--mac", sc.mac, "the guest NIC's MAC")->required();
+  plug_nic->add_option("--netns", sc.netns, "network namespace path (default: runvm's own)");
+  plug_nic->add_option("--queues", sc.queues, "queues (default: one per boot vCPU)");
+  CLI::App* plug_vfio = sb_plug->add_subcommand("vfio", "a host PCI device or mdev, whole group");
+  plug_vfio->add_option("id", sc.id, "sandbox id")->required();
+  plug_vfio->add_option("device", sc.path, "BDF, short BDF, mdev UUID or /dev/vfio/N")->required();
+  CLI::App* plug_cpus = sb_plug->add_subcommand("cpus", "more vCPUs");
+  plug_cpus->add_option("id", sc.id, "sandbox id")->required();
+  plug_cpus->add_option("count", sc.amount, "how many")->required();
+  CLI::App* plug_memory = sb_plug->add_subcommand("memory", "more guest memory");
+  plug_memory->add_option("id", sc.id, "sandbox id")->required();
+  plug_memory->add_option("mib", sc.amount, "MiB (rounded up to the memory block size)")
+      ->required();
+  CLI::App* sb_unplug = sandbox->add_subcommand("unplug", "unplug a hot-plugged device");
+  sb_unplug->add_option("id", sc.id, "sandbox id")->required();
+  sb_unplug->add_option("device", sc.device, "device id, as plug printed it")->required();
+  CLI::App* sb_stop = sandbox->add_subcommand("stop", "stop the VM; the record stays");
+  sb_stop->add_option("id", sc.id, "sandbox id")->required();
+  CLI::App* sb_delete = sandbox->add_subcommand("delete", "stop the VM and remove the sandbox");
+  sb_delete->add_option("id", sc.id, "sandbox id")->required();
+  sb_delete->add_flag("-f,--force", sc.force, "also a running one; an unknown id is no error");
+  CLI::App* sb_state = sandbox->add_subcommand("state", "the sandbox's state as JSON");
+  sb_state->add_option("id", sc.id, "sandbox id")->required();
+  CLI::App* sb_list = sandbox->add_subcommand("list", "every sandbox");
+  sb_list->add_option("--format", sc.format, "table or json")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -129,6 +177,14 @@ int RunCli(int argc, char** argv) {
 
   if (env->parsed()) return RunEnv(g, env_json);
   if (check->parsed()) return RunCheck(g, check_verbose, check_boot);
+  if (sandbox->parsed()) {
+    for (CLI::App* verb : sandbox->get_subcommands()) sc.verb = verb->get_name();
+    for (CLI::App* kind : sb_plug->get_subcommands()) sc.kind = kind->get_name();
+    sc.wait_guest = !no_wait;
+    absl::Status st = RunSandboxCommand(sc, g.root, [&] { return Load(g); });
+    if (!st.ok()) return Fail(st.message());
+    return 0;
+  }
   return Fail("no command given");
 }
 

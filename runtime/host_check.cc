@@ -53,6 +53,19 @@ std::string CgroupLayout(const std::string& root) {
 
 }  // namespace
 
+absl::StatusOr<Accelerator> ResolveAccelerator(const config::QemuConfig& q,
+                                               const HostPaths& paths) {
+  if (q.accelerator == "tcg") return Accelerator{"tcg", "TCG (configured: accelerator = \"tcg\")"};
+  qemu::AccelProbe probe =
+      qemu::ProbeKvm({.qemu = q.path, .kernel = q.kernel, .kvm_device = paths.kvm});
+  if (probe.kvm_usable) return Accelerator{"kvm", absl::StrCat("KVM: ", probe.reason)};
+  if (q.accelerator == "kvm") {
+    return absl::FailedPreconditionError(
+        absl::StrCat("accelerator = \"kvm\" but KVM is unusable: ", probe.reason));
+  }
+  return Accelerator{"tcg", absl::StrCat("TCG selected: KVM is unusable: ", probe.reason)};
+}
+
 // Boots a throwaway VM with the configuration and reports how long its guest took.
 CheckResult BootCheck(const LoadedConfig& loaded, const std::string& accelerator,
                       const std::string& socket_base) {
@@ -111,21 +124,12 @@ std::vector<CheckResult> CheckHost(const LoadedConfig& loaded, const HostPaths& 
   }
 
   std::string accelerator = "tcg";
-  if (q.accelerator == "tcg") {
-    out.push_back({CheckLevel::kOk, "accelerator", "TCG (configured: accelerator = \"tcg\")"});
+  absl::StatusOr<Accelerator> accel = ResolveAccelerator(q, paths);
+  if (accel.ok()) {
+    out.push_back({CheckLevel::kOk, "accelerator", accel->how});
+    accelerator = accel->name;
   } else {
-    qemu::AccelProbe probe =
-        qemu::ProbeKvm({.qemu = q.path, .kernel = q.kernel, .kvm_device = paths.kvm});
-    if (probe.kvm_usable) {
-      out.push_back({CheckLevel::kOk, "accelerator", absl::StrCat("KVM: ", probe.reason)});
-      accelerator = "kvm";
-    } else if (q.accelerator == "kvm") {
-      out.push_back({CheckLevel::kFail, "accelerator",
-                     absl::StrCat("accelerator = \"kvm\" but KVM is unusable: ", probe.reason)});
-    } else {
-      out.push_back({CheckLevel::kOk, "accelerator",
-                     absl::StrCat("TCG selected: KVM is unusable: ", probe.reason)});
-    }
+    out.push_back({CheckLevel::kFail, "accelerator", std::string(accel.status().message())});
   }
 
   bool vsock = ::access(paths.vhost_vsock.c_str(), F_OK) == 0;
