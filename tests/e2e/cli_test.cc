@@ -14,6 +14,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/command.h"
 #include "tests/testing/temp_dir.h"
 
 namespace runvm {
@@ -23,42 +24,12 @@ using ::runvm::testing::TempDir;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-struct Result {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string Drain(int fd) {
-  std::string s;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof buf)) > 0) s.append(buf, n);
-  return s;
-}
+using Result = ::runvm::testing::CommandResult;
 
 // Runs the binary with `args`; `env` entries are added to a minimal environment.
 Result Runvm(std::vector<std::string> args, std::vector<std::string> env = {}) {
-  Result r;
-  std::vector<std::string> argv = {RUNVM_BINARY};
-  argv.insert(argv.end(), args.begin(), args.end());
-  env.push_back("PATH=/usr/sbin:/usr/bin:/sbin:/bin");
-  auto out = MakePipe();
-  auto err = MakePipe();
-  if (!out.ok() || !err.ok()) return r;
-  SpawnOptions o{.argv = argv, .env = env};
-  o.fds[1] = out->write.get();
-  o.fds[2] = err->write.get();
-  auto child = Spawn(o);
-  if (!child.ok()) return r;
-  out->write.reset();
-  err->write.reset();
-  // Output is small; read stdout fully, then stderr.
-  r.out = Drain(out->read.get());
-  r.err = Drain(err->read.get());
-  auto st = child->Wait(absl::Now() + absl::Seconds(60));
-  if (st.ok()) r.code = st->ShellCode();
-  return r;
+  args.insert(args.begin(), RUNVM_BINARY);
+  return ::runvm::testing::RunCommand(args, std::move(env));
 }
 
 std::string GuestFile(const std::string& name) { return std::string(RUNVM_GUEST_DIR) + "/" + name; }
@@ -139,7 +110,8 @@ TEST_F(CliTest, CheckBootBootsAndRemovesAThrowawayVm) {
   EXPECT_THAT(r.out, HasSubstr("ok    boot: a sandbox VM (TCG) answered on QMP in "));
   EXPECT_THAT(r.out, HasSubstr("was ready in "));
   std::error_code ec;
-  EXPECT_TRUE(std::filesystem::is_empty(root + "/vm", ec)) << "the throwaway VM left its directory";
+  EXPECT_TRUE(std::filesystem::is_empty(root + "/.vm", ec))
+      << "the throwaway VM left its directory";
 }
 
 TEST_F(CliTest, CheckWithForcedTcgSkipsTheProbe) {
