@@ -408,6 +408,8 @@ absl::StatusOr<SandboxView> SandboxStore::State(const std::string& id) {
   {
     ASSIGN_OR_RETURN(persist::Lock lock, LockSandbox(id, persist::Lock::kShared, "state"));
     ASSIGN_OR_RETURN(SandboxView view, View(id));
+    // An unreadable record is an error here (list shows it as a row).
+    if (!view.record) return absl::DataLossError(view.detail);
     const bool pending =
         view.record && (!view.record->intent.empty() ||
                         (view.record->vm && view.record->vm->hotplug.intent.has_value()));

@@ -386,6 +386,209 @@ TEST_F(PersistTest, CrashDuringAResizeConverges) {
   }
 }
 
+// ---- concurrency ----
+
+TEST_F(PersistTest, ParallelPlugsIntoOneSandboxSerialize) {
+  const std::string id = Create(/*wait=*/false);
+  std::vector<std::string> disks;
+  for (int i = 0; i < 8; ++i) disks.push_back(NewDisk());
+  std::vector<CommandResult> results(8);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 8; ++i) {
+    threads.emplace_back([&, i] { results[i] = Runvm({"sandbox", "plug", "disk", id, disks[i]}); });
+  }
+  for (std::thread& t : threads) t.join();
+  std::set<std::string> ids;
+  std::set<int> slots;
+  for (const CommandResult& r : results) {
+    ASSERT_EQ(r.code, 0) << r.err;
+    Json d = Json::parse(r.out)[0];
+    ids.insert(d["id"].get<std::string>());
+    slots.insert(d["slot"].get<int>());
+  }
+  EXPECT_EQ(ids.size(), 8u);
+  EXPECT_EQ(slots.size(), 8u) << "distinct slots";
+  Json vm = State(id)["record"]["vm"];
+  std::set<std::string> recorded;
+  for (const Json& d : vm["hotplug"]["devices"]) recorded.insert(d["id"].get<std::string>());
+  EXPECT_EQ(recorded, ids);
+  ExpectConverged(id, "after 8 parallel plugs");
+}
+
+TEST_F(PersistTest, ABusySandboxNamesItsHolderAndDoesNotHoldUpAnother) {
+  const std::string a = Create(/*wait=*/false);
+  const std::string b = Create(/*wait=*/false);
+  // Another runvm working on a, as far as the lock can tell.
+  ASSERT_OK_AND_ASSIGN(persist::Lock held,
+                       persist::Lock::Acquire(root_ + "/" + a + "/lock", persist::Lock::kExclusive,
+                                              absl::Seconds(1), "sandbox " + a, "hotplug"));
+  CommandResult on_a =
+      Runvm({"sandbox", "plug", "disk", a, NewDisk()}, "", {"RUNVM_LOCK_WAIT=300ms"});
+  EXPECT_EQ(on_a.code, 1);
+  EXPECT_THAT(on_a.err, HasSubstr(absl::StrCat("sandbox ", a, " is busy: hotplug by pid ",
+                                               ::getpid(), " since ")));
+  // b goes ahead at once, whatever the wait would be.
+  CommandResult on_b =
+      Runvm({"sandbox", "plug", "disk", b, NewDisk()}, "", {"RUNVM_LOCK_WAIT=300ms"});
+  EXPECT_EQ(on_b.code, 0) << on_b.err;
+  CommandResult list = Runvm({"sandbox", "list"});
+  EXPECT_THAT(list.out, HasSubstr(a + " ")) << "list never waits";
+  EXPECT_THAT(list.out, HasSubstr("busy"));
+}
+
+// ---- records that cannot be trusted ----
+
+TEST_F(PersistTest, UnreadableRecordsAreMovedAsideAndReported) {
+  config_ = Config();
+  const std::string good = Create(/*wait=*/false);
+  const std::string good_text = *ReadFile(RecordPath(good));
+  struct Case {
+    std::string name;
+    std::string text;
+  };
+  for (const Case& c :
+       {Case{"truncated", good_text.substr(0, good_text.size() / 2)}, Case{"empty", ""}}) {
+    SCOPED_TRACE(c.name);
+    const std::string id = absl::StrCat(c.name, ::getpid());
+    ids_.push_back(id);
+    dir_.Write("root/" + id + "/sandbox.json", c.text);
+    CommandResult r = Runvm({"sandbox", "state", id});
+    EXPECT_EQ(r.code, 1);
+    EXPECT_THAT(r.err, HasSubstr("is unreadable ("));
+    EXPECT_THAT(r.err, HasSubstr("moved aside to " + RecordPath(id) + ".corrupt-"));
+    // Reported again, by state and by list, until deleted: never silently dropped.
+    r = Runvm({"sandbox", "state", id});
+    EXPECT_THAT(r.err,
+                HasSubstr("its record was unreadable and is " + RecordPath(id) + ".corrupt-"));
+    r = Runvm({"sandbox", "list"});
+    EXPECT_THAT(r.out, ::testing::ContainsRegex(id + " +unreadable"));
+    r = Runvm({"sandbox", "delete", "--force", id});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(root_ + "/" + id));
+  }
+  EXPECT_EQ(State(good)["status"], "running") << "the good sandbox is untouched";
+}
+
+TEST_F(PersistTest, RecordsOfOtherVersionsAreRefusedAndKept) {
+  config_ = Config();
+  const std::string good = Create(/*wait=*/false);
+  Json record = Json::parse(*ReadFile(RecordPath(good)));
+  for (auto [version, expect] :
+       {std::pair<int, const char*>{9,
+                                    "has version 9, but this runvm reads versions up to 1: it "
+                                    "was written by a newer runvm; left as it is"},
+        {0, "has version 0 and no migration to 1 exists"}}) {
+    SCOPED_TRACE(version);
+    const std::string id = absl::StrCat("v", version, "-", ::getpid());
+    ids_.push_back(id);
+    Json other = record;
+    other["version"] = version;
+    other["data"]["id"] = id;
+    other["data"]["vm"] = nullptr;
+    other["data"]["status"] = "stopped";
+    dir_.Write("root/" + id + "/sandbox.json", other.dump(2));
+    CommandResult r = Runvm({"sandbox", "state", id});
+    EXPECT_EQ(r.code, 1);
+    EXPECT_THAT(r.err, HasSubstr(expect));
+    EXPECT_TRUE(std::filesystem::exists(RecordPath(id))) << "left in place";
+    r = Runvm({"sandbox", "list"});
+    EXPECT_THAT(r.out, ::testing::ContainsRegex(id + " +unreadable"));
+  }
+}
+
+TEST_F(PersistTest, ALeftoverTemporaryFileIsIgnoredAndRemovedWithTheSandbox) {
+  const std::string id = Create(/*wait=*/false);
+  dir_.Write("root/" + id + "/sandbox.json.tmp.12345", "{\"format\": \"runvm.sand");
+  EXPECT_EQ(State(id)["status"], "running");
+  CommandResult list = Runvm({"sandbox", "list", "--format", "json"});
+  EXPECT_EQ(Json::parse(list.out).size(), 1u) << list.out;
+  EXPECT_EQ(Runvm({"sandbox", "delete", "--force", id}).code, 0);
+  EXPECT_FALSE(std::filesystem::exists(root_ + "/" + id));
+}
+
+TEST_F(PersistTest, ARecordWhosePidIsNowSomeoneElsesIsLostAndNeverSignalled) {
+  config_ = Config();
+  const std::string good = Create(/*wait=*/false);
+  Json record = Json::parse(*ReadFile(RecordPath(good)));
+  ASSERT_OK_AND_ASSIGN(Child sleeper, Spawn({.argv = {"/bin/sleep", "60"}}));
+  const std::string id = absl::StrCat("lost", ::getpid());
+  ids_.push_back(id);
+  Json& vm = record["data"]["vm"];
+  record["data"]["id"] = id;
+  vm["sandbox_id"] = id;
+  vm["run_dir"] = dir_.path() + "/gone";
+  vm.erase("virtiofsd");
+  vm.erase("watcher");
+  vm["qemu"]["pid"] = sleeper.pid();  // QEMU's exe and start time, sleep's pid
+  dir_.Write("root/" + id + "/sandbox.json", record.dump(2));
+
+  Json state = State(id);
+  EXPECT_EQ(state["status"], "lost");
+  EXPECT_THAT(state.value("detail", ""), HasSubstr("now belongs to /usr/bin/sleep"));
+  CommandResult r = Runvm({"sandbox", "plug", "disk", id, NewDisk()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("is not running: it is lost"));
+  r = Runvm({"sandbox", "delete", id});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(root_ + "/" + id));
+  EXPECT_THAT(sleeper.Wait(absl::Now()), ::testing::Not(IsOk())) << "sleep was never signalled";
+}
+
+TEST_F(PersistTest, QemuThatDiedWhileNoRuntimeRanIsStoppedAndDeleteCleansUp) {
+  const std::string id = Create(/*wait=*/false);
+  Json vm = State(id)["record"]["vm"];
+  const std::string run_dir = vm["run_dir"];
+  ASSERT_EQ(::kill(vm["qemu"]["pid"].get<pid_t>(), SIGKILL), 0);
+  // The watcher takes virtiofsd down with QEMU; wait for QEMU to have exited (not our child:
+  // init reaps it, whenever it gets to it).
+  for (int i = 0; i < 500 && ReadProcessIdentity(vm["qemu"]["pid"].get<pid_t>()).ok(); ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  Json state = State(id);
+  EXPECT_EQ(state["status"], "stopped");
+  EXPECT_THAT(state.value("detail", ""), HasSubstr("exited while no runvm was running"));
+  CommandResult r = Runvm({"sandbox", "delete", id});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_TRUE(FindProcessesWithEnv(qemu::HelperMarker(run_dir)).empty());
+  EXPECT_FALSE(std::filesystem::exists(run_dir));
+  EXPECT_FALSE(std::filesystem::exists(root_ + "/" + id));
+}
+
+// ---- a full disk ----
+
+TEST_F(PersistTest, AFullDiskFailsTheOperationAndKeepsTheRecord) {
+  std::filesystem::create_directories(root_);
+  if (::mount("tmpfs", root_.c_str(), "tmpfs", 0, "size=2m") != 0) {
+    GTEST_SKIP() << "cannot mount a tmpfs here (needs root): " << std::strerror(errno);
+  }
+  struct Unmount {
+    std::string path;
+    ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+  } unmount{root_};
+  const std::string id = Create(/*wait=*/false);
+  ids_.clear();  // deleted below, before the tmpfs goes
+  const std::string before = *ReadFile(RecordPath(id));
+  // Fill what is left.
+  std::string filler = root_ + "/filler";
+  {
+    std::ofstream out(filler, std::ios::binary);
+    std::string block(4096, 'x');
+    while (out.write(block.data(), block.size())) {
+    }
+  }
+  CommandResult r = Runvm({"sandbox", "plug", "disk", id, NewDisk()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("No space left on device"));
+  EXPECT_EQ(*ReadFile(RecordPath(id)), before) << "the previous record is intact";
+  EXPECT_FALSE(Json::parse(before, nullptr, false).is_discarded());
+  ASSERT_EQ(std::filesystem::remove(filler), true);
+  // QEMU was never touched: the record still matches it, and a plug now works.
+  ExpectConverged(id, "after ENOSPC");
+  r = Runvm({"sandbox", "plug", "disk", id, NewDisk()});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(Runvm({"sandbox", "delete", "--force", id}).code, 0);
+}
+
 TEST(CrashMatrix, CoversEveryFailpoint) {
   std::set<std::string> covered;
   for (const auto* table :
