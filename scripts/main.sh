@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything, builds and installs runvm, builds the guest, and runs the main job: for
-# now `runvm check --boot` (can this host run sandboxes; it boots and stops a throwaway sandbox
-# VM to prove it) and `runvm env` (the effective configuration).
+# now `runvm check --boot` (can this host run sandboxes), `runvm env` (the effective
+# configuration), and a sandbox VM's life: create it, hot-plug a disk into it, show its state
+# as recorded, unplug the disk and delete the sandbox.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,3 +18,16 @@ echo "=== runvm check --boot"
 /usr/local/bin/runvm check --boot
 echo "=== runvm env"
 /usr/local/bin/runvm env
+
+echo "=== a sandbox VM: create, hot-plug a disk, state, unplug, delete"
+work=$(mktemp -d /tmp/runvm-main.XXXXXX)
+trap '/usr/local/bin/runvm sandbox delete --force main-demo >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+truncate -s 64M "$work/data.img"
+/usr/local/bin/runvm sandbox create main-demo
+/usr/local/bin/runvm sandbox plug disk main-demo "$work/data.img"
+/usr/local/bin/runvm sandbox list
+/usr/local/bin/runvm sandbox state main-demo | head -n 40
+/usr/local/bin/runvm sandbox unplug main-demo "$(/usr/local/bin/runvm sandbox state main-demo |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["devices"][0]["id"])')"
+/usr/local/bin/runvm sandbox delete main-demo --force
+echo "sandbox main-demo: created, disk plugged and unplugged, deleted"
