@@ -31,11 +31,17 @@ absl::Status Store::Save(const std::string& key, const std::string& format, int 
                          const Json& data) const {
   std::string path = PathOf(key);
   RETURN_IF_ERROR(MakeParents(path));
-  nlohmann::ordered_json record;
-  record["format"] = format;
-  record["version"] = version;
-  record["data"] = data;
-  std::string text = record.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+  // The envelope by hand, so that `data` is not copied into it: format and version first (an
+  // operator reads them before anything else), then data, indented one level.
+  const std::string body = data.dump(2, ' ', false, Json::error_handler_t::replace);
+  std::string text = absl::StrCat("{\n  \"format\": ", Json(format).dump(),
+                                  ",\n  \"version\": ", version, ",\n  \"data\": ");
+  text.reserve(text.size() + body.size() + body.size() / 8 + 4);
+  for (char c : body) {
+    text.push_back(c);
+    if (c == '\n') text.append("  ");
+  }
+  text.append("\n}\n");
   return Annotate(WriteFileAtomic(path, text, 0600), absl::StrCat("save ", format, " record"));
 }
 

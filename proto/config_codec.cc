@@ -109,6 +109,47 @@ absl::StatusOr<Config> FromJson(absl::string_view text) {
   return config;
 }
 
+namespace {
+constexpr absl::string_view kQemuTable = "hypervisor.qemu";
+}  // namespace
+
+nlohmann::json QemuToJson(const QemuConfig& qemu) {
+  Config whole;
+  whole.hypervisor = qemu;
+  nlohmann::json j = nlohmann::json::object();
+  for (const KeyInfo& key : AllKeys()) {
+    if (key.table != kQemuTable) continue;
+    std::visit([&](const auto& x) { j[std::string(key.name)] = x; }, key.get(whole));
+  }
+  return j;
+}
+
+absl::StatusOr<QemuConfig> QemuFromJson(const nlohmann::json& j) {
+  if (!j.is_object()) return absl::InvalidArgumentError(absl::StrCat(kQemuTable, ": not a table"));
+  Config whole;
+  size_t known = 0;
+  for (const KeyInfo& key : AllKeys()) {
+    if (key.table != kQemuTable) continue;
+    auto it = j.find(std::string(key.name));
+    if (it == j.end()) continue;
+    ++known;
+    absl::StatusOr<ConfigValue> v = ValueFromJson(key, *it);
+    if (!v.ok()) return Annotate(v.status(), key.Path());
+    if (std::string why = key.CheckValue(*v); !why.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(key.Path(), ": ", why));
+    }
+    key.set(whole, *v);
+  }
+  if (known != j.size()) {
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      if (FindKey(kQemuTable, it.key()) == nullptr) {
+        return absl::InvalidArgumentError(absl::StrCat(kQemuTable, ".", it.key(), ": unknown key"));
+      }
+    }
+  }
+  return whole.hypervisor;
+}
+
 absl::StatusOr<ConfigValue> ValueFromJsonText(const KeyInfo& key, absl::string_view text) {
   nlohmann::json j = nlohmann::json::parse(text.begin(), text.end(), nullptr, false);
   if (j.is_discarded()) {

@@ -87,19 +87,22 @@ absl::StatusOr<ProcessIdentity> Identity(const Json& j, const std::string& field
 }  // namespace
 
 Json DeviceToJson(const PluggedDevice& d) {
-  return {{"id", d.id},
-          {"kind", d.kind},
-          {"bus", d.bus},
-          {"slot", d.slot},
-          {"guest_address", d.guest_address},
-          {"source", d.source},
-          {"size_bytes", d.size_bytes},
-          {"node_name", d.node_name},
-          {"netdev", d.netdev},
-          {"object", d.object},
-          {"chardev", d.chardev},
-          {"fd_names", d.fd_names},
-          {"unplug_pending", d.unplug_pending}};
+  // Field by field: nlohmann's initializer lists copy every value once more.
+  Json j = Json::object();
+  j["id"] = d.id;
+  j["kind"] = d.kind;
+  j["bus"] = d.bus;
+  j["slot"] = d.slot;
+  j["guest_address"] = d.guest_address;
+  j["source"] = d.source;
+  j["size_bytes"] = d.size_bytes;
+  j["node_name"] = d.node_name;
+  j["netdev"] = d.netdev;
+  j["object"] = d.object;
+  j["chardev"] = d.chardev;
+  j["fd_names"] = d.fd_names;
+  j["unplug_pending"] = d.unplug_pending;
+  return j;
 }
 
 Json VmToJson(const RunningVm& vm) {
@@ -110,9 +113,7 @@ Json VmToJson(const RunningVm& vm) {
             {"qemu", IdentityToJson(vm.qemu)}};
   if (vm.virtiofsd) j["virtiofsd"] = IdentityToJson(*vm.virtiofsd);
   if (vm.watcher) j["watcher"] = IdentityToJson(*vm.watcher);
-  config::Config whole;
-  whole.hypervisor = vm.config;
-  j["config"] = Json::parse(config::ToJson(whole, -1))["hypervisor"]["qemu"];
+  j["config"] = config::QemuToJson(vm.config);
   j["accelerator"] = vm.accelerator;
   j["max_memory_mib"] = vm.max_memory_mib;
   Json devices = Json::array();
@@ -144,10 +145,9 @@ absl::StatusOr<RunningVm> VmFromJson(const Json& j) {
   }
   auto config = j.find("config");
   if (config == j.end() || !config->is_object()) return Missing("config", "an object");
-  absl::StatusOr<config::Config> whole =
-      config::FromJson(Json{{"hypervisor", {{"qemu", *config}}}}.dump());
-  if (!whole.ok()) return Annotate(whole.status(), "vm record: config");
-  vm.config = whole->hypervisor;
+  absl::StatusOr<config::QemuConfig> qemu = config::QemuFromJson(*config);
+  if (!qemu.ok()) return Annotate(qemu.status(), "vm record: config");
+  vm.config = *std::move(qemu);
   ASSIGN_OR_RETURN(vm.accelerator, String(j, "accelerator"));
   ASSIGN_OR_RETURN(vm.max_memory_mib, Int(j, "max_memory_mib"));
   auto hotplug = j.find("hotplug");

@@ -1,5 +1,6 @@
 #include "proto/config_codec.h"
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "proto/config_keys.h"
@@ -9,6 +10,7 @@ namespace runvm::config {
 namespace {
 
 using ::runvm::testing::StatusIs;
+using ::testing::HasSubstr;
 
 Config NonDefault() {
   Config c;
@@ -65,4 +67,27 @@ TEST(ConfigToml, HasEveryKeyOnce) {
 }
 
 }  // namespace
+TEST(QemuJson, RoundTripsTheTableAloneAndIsStrict) {
+  Config c;
+  c.hypervisor.default_vcpus = 3;
+  c.hypervisor.kernel_params = "quiet";
+  c.hypervisor.virtio_fs_extra_args = {"--thread-pool-size=1"};
+  nlohmann::json j = QemuToJson(c.hypervisor);
+  EXPECT_EQ(j["default_vcpus"], 3);
+  EXPECT_FALSE(j.contains("hypervisor"));
+  absl::StatusOr<QemuConfig> back = QemuFromJson(j);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->default_vcpus, 3);
+  EXPECT_EQ(back->kernel_params, "quiet");
+  EXPECT_EQ(back->virtio_fs_extra_args, c.hypervisor.virtio_fs_extra_args);
+
+  nlohmann::json unknown = j;
+  unknown["turbo"] = true;
+  EXPECT_THAT(QemuFromJson(unknown).status().message(),
+              HasSubstr("hypervisor.qemu.turbo: unknown key"));
+  nlohmann::json wrong = j;
+  wrong["default_vcpus"] = "three";
+  EXPECT_THAT(QemuFromJson(wrong).status().message(), HasSubstr("hypervisor.qemu.default_vcpus"));
+}
+
 }  // namespace runvm::config
