@@ -574,16 +574,19 @@ absl::StatusOr<VcpuResult> Hotplug::AddVcpus(int count) {
   return result;
 }
 
+absl::Status Hotplug::VcpuUnplugAllowed() const {
+  if (vm_.accelerator != "tcg") return absl::OkStatus();
+  // Measured: QEMU 7.2 under TCG unplugs a vCPU, but segfaults when one is plugged again.
+  return absl::FailedPreconditionError(
+      "vCPUs: not removed: under TCG, QEMU 7.2 crashes when a vCPU is plugged again after an "
+      "unplug; lower the guest's CPU quota instead");
+}
+
 absl::StatusOr<VcpuResult> Hotplug::RemoveVcpus(int count) {
   if (count <= 0) {
     return absl::InvalidArgumentError(absl::StrCat("vCPUs: cannot remove ", count));
   }
-  if (vm_.accelerator == "tcg") {
-    // Measured: QEMU 7.2 under TCG unplugs a vCPU, but segfaults when one is plugged again.
-    return absl::FailedPreconditionError(
-        "vCPUs: not removed: under TCG, QEMU 7.2 crashes when a vCPU is plugged again after an "
-        "unplug; lower the guest's CPU quota instead");
-  }
+  RETURN_IF_ERROR(VcpuUnplugAllowed());
   RETURN_IF_ERROR(FinishPendingUnplugs());
   std::vector<std::string> plugged;
   for (const PluggedDevice& d : vm_.hotplug.devices) {
@@ -710,6 +713,7 @@ absl::Status Hotplug::Remove(const std::string& id) {
     return absl::NotFoundError(
         absl::StrCat("device ", id, ": not plugged into sandbox ", vm_.sandbox_id));
   }
+  if (d->kind == kKindCpu) RETURN_IF_ERROR(VcpuUnplugAllowed());
   if (d->kind == kKindVirtioMem) {
     return absl::FailedPreconditionError(
         absl::StrCat("device ", id, ": the virtio-mem device is resized, not unplugged"));

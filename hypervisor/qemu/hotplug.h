@@ -171,6 +171,8 @@ class Hotplug {
                           ReconcileReport& report);
   absl::Status RemoveOrphanBackends(ReconcileReport& report);
   int64_t PluggedMemoryMib() const;
+  // Refused under TCG (see RemoveVcpus).
+  absl::Status VcpuUnplugAllowed() const;
 
   qmp::Client& qmp_;
   RunningVm& vm_;

@@ -468,6 +468,18 @@ TEST_F(HotplugTest, APartialVcpuPlugIsReportedPreciselyAndRecorded) {
   EXPECT_THAT(Ids(), ElementsAre("cpu0"));
 }
 
+TEST_F(HotplugTest, NoVcpuIsUnpluggedUnderTcgByCountOrById) {
+  vm_.accelerator = "tcg";
+  Record({.id = "cpu3", .kind = kKindCpu, .slot = 1});
+  peer_.Negotiate();
+  Hotplug& hp = Start();
+  EXPECT_THAT(hp.RemoveVcpus(1), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                          HasSubstr("under TCG, QEMU 7.2 crashes")));
+  EXPECT_THAT(hp.Remove("cpu3"), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                          HasSubstr("under TCG, QEMU 7.2 crashes")));
+  EXPECT_THAT(Ids(), ElementsAre("cpu3"));
+}
+
 TEST_F(HotplugTest, VcpusAreUnpluggedLastInFirstOut) {
   Record({.id = "cpu0", .kind = kKindCpu, .slot = 1});
   Record({.id = "cpu1", .kind = kKindCpu, .slot = 2});
