@@ -26,8 +26,16 @@ truncate -s 64M "$work/data.img"
 /usr/local/bin/runvm sandbox create main-demo
 /usr/local/bin/runvm sandbox plug disk main-demo "$work/data.img"
 /usr/local/bin/runvm sandbox list
-/usr/local/bin/runvm sandbox state main-demo | head -n 40
-/usr/local/bin/runvm sandbox unplug main-demo "$(/usr/local/bin/runvm sandbox state main-demo |
-  python3 -c 'import json,sys; print(json.load(sys.stdin)["devices"][0]["id"])')"
+/usr/local/bin/runvm sandbox state main-demo > "$work/state.json"
+python3 - "$work/state.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+print(f"state: {s['id']} {s['status']}, QEMU pid {s['pid']}, run dir {s['record']['run_dir']}")
+for d in s["devices"]:
+    print(f"  device {d['id']} ({d['kind']}) at {d['guest_address']}: {d['source']}")
+PY
+device=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["devices"][0]["id"])' \
+  "$work/state.json")
+/usr/local/bin/runvm sandbox unplug main-demo "$device"
 /usr/local/bin/runvm sandbox delete main-demo --force
 echo "sandbox main-demo: created, disk plugged and unplugged, deleted"
