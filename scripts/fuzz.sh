@@ -8,6 +8,7 @@ target=$1
 seconds=${2:-60}
 declare -A sources=(
   [qmp_stream]="tests/fuzz/qmp_stream_fuzzer.cc hypervisor/qmp/protocol.cc"
+  [agent_frame]="tests/fuzz/agent_frame_fuzzer.cc proto/agent_protocol.cc base/status.cc"
 )
 [ -n "${sources[$target]:-}" ] || { echo "fuzz.sh: unknown target $target" >&2; exit 2; }
 

@@ -35,7 +35,9 @@ for preset in ${RUNVM_TEST_PRESETS:-dev asan}; do
 done
 
 echo "=== fuzzing (bounded)"
-scripts/fuzz.sh qmp_stream "${RUNVM_FUZZ_SECONDS:-60}" || { echo "fuzz: qmp_stream failed"; status=1; }
+for target in qmp_stream agent_frame; do
+  scripts/fuzz.sh "$target" "${RUNVM_FUZZ_SECONDS:-40}" || { echo "fuzz: $target failed"; status=1; }
+done
 
 scripts/leak_check.sh compare "$snap" || status=1
 

@@ -1,0 +1,241 @@
+#include "proto/agent_protocol.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "base/status.h"
+
+namespace runvm::agent_proto {
+namespace {
+
+using Json = nlohmann::json;
+
+uint32_t ReadLength(const char* p) {
+  auto b = [&](int i) { return static_cast<uint32_t>(static_cast<unsigned char>(p[i])); };
+  return b(0) << 24 | b(1) << 16 | b(2) << 8 | b(3);
+}
+
+absl::Status Bad(const Message& m, absl::string_view field, absl::string_view kind) {
+  return absl::InvalidArgumentError(absl::StrCat("agent message \"", m.type, "\" (id ", m.id,
+                                                 "): field \"", field, "\" is missing or not ",
+                                                 kind));
+}
+
+absl::Status Expect(const Message& m, absl::string_view type) {
+  if (m.type == type) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("agent message: expected \"", type, "\", got \"", m.type, "\""));
+}
+
+absl::StatusOr<std::string> Str(const Message& m, const char* field) {
+  auto it = m.fields.find(field);
+  if (it == m.fields.end() || !it->is_string()) return Bad(m, field, "a string");
+  return it->get<std::string>();
+}
+
+absl::StatusOr<int64_t> Int(const Message& m, const char* field) {
+  auto it = m.fields.find(field);
+  if (it == m.fields.end() || !it->is_number_integer()) return Bad(m, field, "an integer");
+  return it->get<int64_t>();
+}
+
+absl::StatusOr<bool> Bool(const Message& m, const char* field) {
+  auto it = m.fields.find(field);
+  if (it == m.fields.end() || !it->is_boolean()) return Bad(m, field, "a boolean");
+  return it->get<bool>();
+}
+
+absl::StatusOr<std::vector<std::string>> Strs(const Message& m, const char* field) {
+  auto it = m.fields.find(field);
+  if (it == m.fields.end() || !it->is_array()) return Bad(m, field, "a list of strings");
+  std::vector<std::string> out;
+  for (const Json& e : *it) {
+    if (!e.is_string()) return Bad(m, field, "a list of strings");
+    out.push_back(e.get<std::string>());
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string EncodeFrame(const Message& message) {
+  Json j = message.fields.is_object() ? message.fields : Json::object();
+  j["type"] = message.type;
+  j["id"] = message.id;
+  const std::string payload = j.dump(-1, ' ', false, Json::error_handler_t::replace);
+  const uint32_t n = static_cast<uint32_t>(payload.size());
+  std::string frame(kMagic);
+  frame.push_back(static_cast<char>(n >> 24));
+  frame.push_back(static_cast<char>(n >> 16));
+  frame.push_back(static_cast<char>(n >> 8));
+  frame.push_back(static_cast<char>(n));
+  frame += payload;
+  return frame;
+}
+
+absl::StatusOr<Message> ParsePayload(absl::string_view payload) {
+  Json j = Json::parse(payload.begin(), payload.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::InvalidArgumentError("agent frame: the payload is not a JSON object");
+  }
+  auto type = j.find("type");
+  auto id = j.find("id");
+  if (type == j.end() || !type->is_string() || id == j.end() || !id->is_number_unsigned()) {
+    return absl::InvalidArgumentError("agent frame: no string \"type\" and unsigned \"id\"");
+  }
+  Message m{.type = type->get<std::string>(), .id = id->get<uint64_t>()};
+  j.erase("type");
+  j.erase("id");
+  m.fields = std::move(j);
+  return m;
+}
+
+void FrameReader::Feed(absl::string_view bytes) {
+  // Compact now and then, so a long-lived reader does not grow without bound.
+  if (pos_ > 0 && pos_ >= buf_.size() / 2) {
+    buf_.erase(0, pos_);
+    hello_scan_ = hello_scan_ > pos_ ? hello_scan_ - pos_ : 0;
+    pos_ = 0;
+  }
+  buf_.append(bytes.data(), bytes.size());
+}
+
+void FrameReader::Skip(size_t n) {
+  pos_ += n;
+  discarded_ += n;
+}
+
+size_t FrameReader::FindHelloInside() {
+  absl::string_view all(buf_);
+  const size_t start = std::max(pos_ + 1, hello_scan_);
+  for (size_t at = all.find(kMagic, start); at != absl::string_view::npos;
+       at = all.find(kMagic, at + 1)) {
+    if (all.size() - at < kHeaderBytes) break;
+    const uint32_t n = ReadLength(all.data() + at + kMagic.size());
+    if (n > kMaxPayload || all.size() - at - kHeaderBytes < n) continue;
+    absl::StatusOr<Message> m = ParsePayload(all.substr(at + kHeaderBytes, n));
+    if (m.ok() && m->type == kHello) return at - pos_;
+  }
+  // A hello starting earlier than this would have been complete, and found.
+  if (all.size() > kMaxHelloFrame) hello_scan_ = std::max(hello_scan_, all.size() - kMaxHelloFrame);
+  return absl::string_view::npos;
+}
+
+std::optional<Message> FrameReader::Next() {
+  for (;;) {
+    absl::string_view rest(buf_);
+    rest.remove_prefix(pos_);
+    size_t magic = rest.find(kMagic);
+    if (magic == absl::string_view::npos) {
+      // Keep what could be the start of a magic split across two reads.
+      size_t keep = std::min(rest.size(), kMagic.size() - 1);
+      Skip(rest.size() - keep);
+      return std::nullopt;
+    }
+    if (magic > 0) {
+      Skip(magic);
+      continue;
+    }
+    if (rest.size() < kHeaderBytes) return std::nullopt;
+    const uint32_t n = ReadLength(rest.data() + kMagic.size());
+    if (n > kMaxPayload) {
+      Skip(1);  // not a frame after all: look for the next magic
+      continue;
+    }
+    if (rest.size() - kHeaderBytes < n) {
+      // Incomplete. A client killed mid-frame is followed by another's hello: take that.
+      size_t hello = FindHelloInside();
+      if (hello == absl::string_view::npos) return std::nullopt;
+      Skip(hello);
+      continue;
+    }
+    absl::StatusOr<Message> m = ParsePayload(rest.substr(kHeaderBytes, n));
+    if (!m.ok()) {
+      Skip(1);
+      continue;
+    }
+    pos_ += kHeaderBytes + n;
+    return *std::move(m);
+  }
+}
+
+// ---- typed bodies ----
+
+Json ToFields(const Hello& v) { return {{"epoch", v.epoch}}; }
+Json ToFields(const HelloReply& v) {
+  return {{"epoch", v.epoch}, {"kernel", v.kernel}, {"agent_version", v.agent_version}};
+}
+Json ToFields(const GuestDetails& v) {
+  return {{"memory_block_size_bytes", v.memory_block_size_bytes},
+          {"kernel", v.kernel},
+          {"online_cpus", v.online_cpus},
+          {"mem_total_kib", v.mem_total_kib}};
+}
+Json ToFields(const RunRequest& v) {
+  return {{"argv", v.argv}, {"env", v.env}, {"cwd", v.cwd}, {"timeout_ms", v.timeout_ms}};
+}
+Json ToFields(const RunResult& v) {
+  return {
+      {"exit_status", v.exit_status}, {"out", v.out}, {"err", v.err}, {"timed_out", v.timed_out}};
+}
+Json ToFields(const Error& v) { return {{"message", v.message}}; }
+
+absl::StatusOr<Hello> HelloFrom(const Message& m) {
+  if (absl::Status st = Expect(m, kHello); !st.ok()) return st;
+  Hello v;
+  ASSIGN_OR_RETURN(v.epoch, Str(m, "epoch"));
+  return v;
+}
+
+absl::StatusOr<HelloReply> HelloReplyFrom(const Message& m) {
+  if (absl::Status st = Expect(m, kHello); !st.ok()) return st;
+  HelloReply v;
+  ASSIGN_OR_RETURN(v.epoch, Str(m, "epoch"));
+  ASSIGN_OR_RETURN(v.kernel, Str(m, "kernel"));
+  ASSIGN_OR_RETURN(v.agent_version, Str(m, "agent_version"));
+  return v;
+}
+
+absl::StatusOr<GuestDetails> GuestDetailsFrom(const Message& m) {
+  if (absl::Status st = Expect(m, kGuestDetails); !st.ok()) return st;
+  GuestDetails v;
+  ASSIGN_OR_RETURN(v.memory_block_size_bytes, Int(m, "memory_block_size_bytes"));
+  ASSIGN_OR_RETURN(v.kernel, Str(m, "kernel"));
+  int64_t cpus = 0;
+  ASSIGN_OR_RETURN(cpus, Int(m, "online_cpus"));
+  v.online_cpus = static_cast<int>(cpus);
+  ASSIGN_OR_RETURN(v.mem_total_kib, Int(m, "mem_total_kib"));
+  return v;
+}
+
+absl::StatusOr<RunRequest> RunRequestFrom(const Message& m) {
+  if (absl::Status st = Expect(m, kRun); !st.ok()) return st;
+  RunRequest v;
+  ASSIGN_OR_RETURN(v.argv, Strs(m, "argv"));
+  ASSIGN_OR_RETURN(v.env, Strs(m, "env"));
+  ASSIGN_OR_RETURN(v.cwd, Str(m, "cwd"));
+  ASSIGN_OR_RETURN(v.timeout_ms, Int(m, "timeout_ms"));
+  if (v.argv.empty()) return Bad(m, "argv", "a non-empty list");
+  return v;
+}
+
+absl::StatusOr<RunResult> RunResultFrom(const Message& m) {
+  if (absl::Status st = Expect(m, kRun); !st.ok()) return st;
+  RunResult v;
+  int64_t status = 0;
+  ASSIGN_OR_RETURN(status, Int(m, "exit_status"));
+  v.exit_status = static_cast<int>(status);
+  ASSIGN_OR_RETURN(v.out, Str(m, "out"));
+  ASSIGN_OR_RETURN(v.err, Str(m, "err"));
+  ASSIGN_OR_RETURN(v.timed_out, Bool(m, "timed_out"));
+  return v;
+}
+
+absl::StatusOr<Error> ErrorFrom(const Message& m) {
+  if (absl::Status st = Expect(m, kError); !st.ok()) return st;
+  Error v;
+  ASSIGN_OR_RETURN(v.message, Str(m, "message"));
+  return v;
+}
+
+}  // namespace runvm::agent_proto

@@ -1,0 +1,128 @@
+// The agent protocol: framed JSON messages between the host (each runvm invocation, the shims)
+// and the guest agent, over the agent port (a virtio-serial port, or vsock).
+//
+//   frame   = "RVA1" | u32 big-endian payload length | payload
+//   payload = a JSON object {"type": "...", "id": <u64>, ...fields}
+//
+// A response carries its request's id and type; a failed request is answered with type "error"
+// and a "message". Every host connection begins with `hello` carrying a fresh epoch, and the host
+// ignores everything until the agent's `hello` with that epoch comes back.
+//
+// Resynchronisation (../shared/DESIGN.md, virtio-serial facts): the guest may see no EOF between
+// two host connections, so the bytes of a client killed mid-frame run straight into the next
+// client's. FrameReader therefore skips garbage up to the next magic, drops frames whose payload
+// is no message (a length field holds NUL bytes, which valid JSON never does, so a real message
+// never contains an embedded frame), and abandons an incomplete frame as soon as a complete
+// `hello` frame appears inside what it was waiting for: a truncated frame can never make the
+// agent wait for bytes that will not come.
+#ifndef RUNVM_PROTO_AGENT_PROTOCOL_H_
+#define RUNVM_PROTO_AGENT_PROTOCOL_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "nlohmann/json.hpp"
+
+namespace runvm::agent_proto {
+
+inline constexpr absl::string_view kMagic = "RVA1";
+inline constexpr size_t kHeaderBytes = 8;
+inline constexpr uint32_t kMaxPayload = 4 << 20;
+// A hello frame is small; one that is not complete within this many bytes is no hello.
+inline constexpr size_t kMaxHelloFrame = 1024;
+
+// Message types.
+inline constexpr char kHello[] = "hello";
+inline constexpr char kHealth[] = "health";
+inline constexpr char kGuestDetails[] = "guest_details";
+inline constexpr char kRun[] = "run";
+inline constexpr char kError[] = "error";
+
+struct Message {
+  std::string type;
+  uint64_t id = 0;
+  nlohmann::json fields = nlohmann::json::object();  // everything but type and id
+};
+
+std::string EncodeFrame(const Message& message);
+
+// An incremental decoder with resynchronisation (above). Not thread-safe.
+class FrameReader {
+ public:
+  void Feed(absl::string_view bytes);
+  // The next complete message, or nullopt until more bytes arrive.
+  std::optional<Message> Next();
+  // Bytes skipped so far as garbage (for logs and tests).
+  uint64_t discarded() const { return discarded_; }
+  size_t buffered() const { return buf_.size() - pos_; }
+
+ private:
+  void Skip(size_t n);
+  // The offset (from pos_) of a complete, valid hello frame after the current header, or npos.
+  // Resumes where the last unsuccessful search could still have missed one, so a large frame
+  // arriving in small pieces is not rescanned from its start each time.
+  size_t FindHelloInside();
+  std::string buf_;
+  size_t pos_ = 0;
+  size_t hello_scan_ = 0;  // in buf_: no hello frame starts before this
+  uint64_t discarded_ = 0;
+};
+
+// Parses a payload; InvalidArgument when it is not a message.
+absl::StatusOr<Message> ParsePayload(absl::string_view payload);
+
+// ---- typed bodies (strict: every field present with its type) ----
+
+struct Hello {
+  std::string epoch;
+};
+struct HelloReply {
+  std::string epoch;
+  std::string kernel;  // uname -r
+  std::string agent_version;
+};
+struct GuestDetails {
+  int64_t memory_block_size_bytes = 0;  // /sys/devices/system/memory/block_size_bytes
+  std::string kernel;
+  int online_cpus = 0;
+  int64_t mem_total_kib = 0;
+};
+// Runs a command in the guest (not in a container) and collects its output: the operator's and
+// the tests' window into the guest.
+struct RunRequest {
+  std::vector<std::string> argv;
+  std::vector<std::string> env;  // NAME=value; empty: the agent's own
+  std::string cwd;               // empty: /
+  int64_t timeout_ms = 10000;
+};
+struct RunResult {
+  int exit_status = -1;  // shell convention: 128 + signal when killed
+  std::string out;
+  std::string err;
+  bool timed_out = false;
+};
+struct Error {
+  std::string message;
+};
+
+nlohmann::json ToFields(const Hello& v);
+nlohmann::json ToFields(const HelloReply& v);
+nlohmann::json ToFields(const GuestDetails& v);
+nlohmann::json ToFields(const RunRequest& v);
+nlohmann::json ToFields(const RunResult& v);
+nlohmann::json ToFields(const Error& v);
+
+absl::StatusOr<Hello> HelloFrom(const Message& m);
+absl::StatusOr<HelloReply> HelloReplyFrom(const Message& m);
+absl::StatusOr<GuestDetails> GuestDetailsFrom(const Message& m);
+absl::StatusOr<RunRequest> RunRequestFrom(const Message& m);
+absl::StatusOr<RunResult> RunResultFrom(const Message& m);
+absl::StatusOr<Error> ErrorFrom(const Message& m);
+
+}  // namespace runvm::agent_proto
+
+#endif  // RUNVM_PROTO_AGENT_PROTOCOL_H_

@@ -1,0 +1,151 @@
+// The agent protocol: frames, typed bodies, and resynchronisation after a client died mid-frame.
+#include "proto/agent_protocol.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+
+namespace runvm::agent_proto {
+namespace {
+
+using ::runvm::testing::IsOk;
+using ::runvm::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+Message Hi(uint64_t id, const std::string& epoch) {
+  return {.type = kHello, .id = id, .fields = ToFields(Hello{epoch})};
+}
+
+std::vector<Message> Drain(FrameReader& r) {
+  std::vector<Message> out;
+  while (std::optional<Message> m = r.Next()) out.push_back(*std::move(m));
+  return out;
+}
+
+TEST(AgentFrame, EncodesMagicLengthAndPayload) {
+  std::string f = EncodeFrame({.type = kHealth, .id = 7});
+  ASSERT_GE(f.size(), kHeaderBytes);
+  EXPECT_EQ(f.substr(0, 4), "RVA1");
+  const std::string payload = f.substr(kHeaderBytes);
+  EXPECT_EQ(static_cast<size_t>(static_cast<unsigned char>(f[7])), payload.size());
+  EXPECT_EQ(payload, R"({"id":7,"type":"health"})");
+}
+
+TEST(AgentFrame, EveryBodyRoundTrips) {
+  RunRequest run{
+      .argv = {"sh", "-c", "echo \"hi\"\n"}, .env = {"A=1"}, .cwd = "/tmp", .timeout_ms = 250};
+  RunResult result{.exit_status = 3, .out = std::string("a\0b", 3), .err = "e", .timed_out = true};
+  GuestDetails details{.memory_block_size_bytes = 128 << 20,
+                       .kernel = "6.1.0",
+                       .online_cpus = 2,
+                       .mem_total_kib = 480000};
+  FrameReader r;
+  for (const Message& m : {Message{kRun, 1, ToFields(run)}, Message{kRun, 2, ToFields(result)},
+                           Message{kGuestDetails, 3, ToFields(details)},
+                           Message{kHello, 4, ToFields(HelloReply{"e", "6.1", "0.1"})},
+                           Message{kError, 5, ToFields(Error{"no"})}}) {
+    r.Feed(EncodeFrame(m));
+  }
+  std::vector<Message> got = Drain(r);
+  ASSERT_EQ(got.size(), 5u);
+  ASSERT_OK_AND_ASSIGN(RunRequest run_back, RunRequestFrom(got[0]));
+  EXPECT_EQ(run_back.argv, run.argv);
+  EXPECT_EQ(run_back.env, run.env);
+  EXPECT_EQ(run_back.timeout_ms, 250);
+  ASSERT_OK_AND_ASSIGN(RunResult result_back, RunResultFrom(got[1]));
+  EXPECT_EQ(result_back.out, result.out);
+  EXPECT_EQ(result_back.exit_status, 3);
+  EXPECT_TRUE(result_back.timed_out);
+  ASSERT_OK_AND_ASSIGN(GuestDetails details_back, GuestDetailsFrom(got[2]));
+  EXPECT_EQ(details_back.memory_block_size_bytes, 128 << 20);
+  EXPECT_EQ(details_back.online_cpus, 2);
+  ASSERT_OK_AND_ASSIGN(HelloReply hello_back, HelloReplyFrom(got[3]));
+  EXPECT_EQ(hello_back.agent_version, "0.1");
+  ASSERT_OK_AND_ASSIGN(Error error_back, ErrorFrom(got[4]));
+  EXPECT_EQ(error_back.message, "no");
+  EXPECT_EQ(r.discarded(), 0u);
+}
+
+TEST(AgentFrame, BodiesAreStrict) {
+  Message m{.type = kRun,
+            .id = 9,
+            .fields = {{"argv", {"ls"}}, {"env", nlohmann::json::array()}, {"cwd", 1}}};
+  EXPECT_THAT(RunRequestFrom(m), StatusIs(absl::StatusCode::kInvalidArgument,
+                                          HasSubstr("\"run\" (id 9): field \"cwd\"")));
+  m.fields["cwd"] = "";
+  m.fields["timeout_ms"] = 5;
+  m.fields["argv"] = nlohmann::json::array();
+  EXPECT_THAT(RunRequestFrom(m),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("a non-empty list")));
+  EXPECT_THAT(HelloFrom(m), StatusIs(absl::StatusCode::kInvalidArgument,
+                                     HasSubstr("expected \"hello\", got \"run\"")));
+}
+
+TEST(AgentFrame, ByteByByteDeliveryYieldsTheSameMessages) {
+  std::string stream = EncodeFrame(Hi(1, "a")) + EncodeFrame({.type = kHealth, .id = 2});
+  FrameReader r;
+  std::vector<Message> got;
+  for (char c : stream) {
+    r.Feed({&c, 1});
+    for (Message& m : Drain(r)) got.push_back(std::move(m));
+  }
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].type, kHello);
+  EXPECT_EQ(got[1].id, 2u);
+}
+
+TEST(AgentFrame, GarbageAndFalseFramesAreSkipped) {
+  FrameReader r;
+  r.Feed("noise RVA");                           // no frame, and a split magic
+  r.Feed(std::string("1\xff\xff\xff\xff", 5));   // a magic with an absurd length
+  r.Feed(std::string("RVA1\0\0\0\x03xyz", 11));  // a payload that is no message
+  r.Feed(EncodeFrame({.type = kHealth, .id = 3}));
+  std::vector<Message> got = Drain(r);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].id, 3u);
+  EXPECT_GT(r.discarded(), 20u);
+}
+
+TEST(AgentFrame, AClientKilledMidFrameDoesNotStallTheNextOne) {
+  // The first client promised a long run request and died after a few bytes; the guest saw no
+  // EOF, so the next client's hello arrives as if it were the rest of that payload.
+  std::string killed = EncodeFrame(
+      {.type = kRun, .id = 1, .fields = ToFields(RunRequest{.argv = {std::string(500, 'x')}})});
+  FrameReader r;
+  r.Feed(killed.substr(0, 30));
+  EXPECT_FALSE(r.Next().has_value());
+  r.Feed(EncodeFrame(Hi(1, "second")));
+  r.Feed(EncodeFrame({.type = kHealth, .id = 2}));
+  std::vector<Message> got = Drain(r);
+  ASSERT_EQ(got.size(), 2u);
+  ASSERT_OK_AND_ASSIGN(Hello hello, HelloFrom(got[0]));
+  EXPECT_EQ(hello.epoch, "second");
+  EXPECT_EQ(got[1].type, kHealth);
+}
+
+TEST(AgentFrame, AnIncompleteFrameWithoutAHelloWaits) {
+  std::string f = EncodeFrame({.type = kHealth, .id = 4});
+  FrameReader r;
+  r.Feed(f.substr(0, f.size() - 1));
+  EXPECT_FALSE(r.Next().has_value());
+  r.Feed(f.substr(f.size() - 1));
+  ASSERT_TRUE(r.Next().has_value());
+}
+
+TEST(AgentFrame, ALargeFrameInSmallPiecesIsDecodedAndNotRescanned) {
+  RunRequest big{.argv = {std::string(3 << 20, 'y')}};
+  std::string f = EncodeFrame({.type = kRun, .id = 5, .fields = ToFields(big)});
+  FrameReader r;
+  std::vector<Message> got;
+  for (size_t at = 0; at < f.size(); at += 4096) {  // virtio-serial's chunk size
+    r.Feed(absl::string_view(f).substr(at, 4096));
+    for (Message& m : Drain(r)) got.push_back(std::move(m));
+  }
+  ASSERT_EQ(got.size(), 1u);
+  ASSERT_OK_AND_ASSIGN(RunRequest back, RunRequestFrom(got[0]));
+  EXPECT_EQ(back.argv[0].size(), 3u << 20);
+}
+
+}  // namespace
+}  // namespace runvm::agent_proto
