@@ -31,8 +31,9 @@ int PidfdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid
 // Runs in the forked child: only async-signal-safe calls from here on.
 [[noreturn]] void ExecChild(const std::vector<char*>& argv, char** envp,
                             const std::vector<std::pair<int, int>>& fds, int devnull, int report_fd,
-                            bool new_session) {
+                            bool new_session, const char* cwd) {
   if (new_session && ::setsid() < 0) ChildFail(report_fd, errno);
+  if (cwd != nullptr && ::chdir(cwd) != 0) ChildFail(report_fd, errno);
   // Move every source above every target first, so that dup2 never clobbers a pending source.
   int max_target = 2;
   for (const auto& [target, source] : fds) max_target = std::max(max_target, target);
@@ -147,7 +148,8 @@ absl::StatusOr<Child> Spawn(const SpawnOptions& options) {
   pid_t pid = ::fork();
   if (pid < 0) return ErrnoError("fork");
   if (pid == 0) {
-    ExecChild(argv, envp, fds, devnull.get(), report.write.get(), options.new_session);
+    ExecChild(argv, envp, fds, devnull.get(), report.write.get(), options.new_session,
+              options.cwd.empty() ? nullptr : options.cwd.c_str());
   }
   report.write.reset();
   Fd pidfd(PidfdOpen(pid));

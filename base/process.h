@@ -32,6 +32,9 @@ struct SpawnOptions {
   std::optional<std::vector<std::string>> env;
   // setsid() in the child, so it survives its parent's session and terminal.
   bool new_session = false;
+  // The child's working directory; empty: the caller's. A failing chdir is reported like a
+  // failing exec.
+  std::string cwd;
 };
 
 // How a process ended: exactly one of exited/signaled holds.
