@@ -2,8 +2,9 @@
 # Builds the default runvm guest from Debian packages, without touching the host's /boot or
 # module tree. Into OUT (default /usr/local/share/runvm):
 #   vmlinuz           the kernel of linux-image-cloud-amd64 (apt-get download + dpkg-deb -x)
-#   initrd.img        busybox-static, guest/init and the modules the devices need, as a gzip'd
-#                     newc cpio
+#   initrd.img        busybox-static, guest/init, the agent (runvm-agent, linked statically here
+#                     from agent/, proto/ and base/) and the modules the devices need, as a
+#                     gzip'd newc cpio
 #   rootfs.img        the same content as an ext4 image (4 KiB blocks, a multiple of 2 MiB) for
 #                     the NVDIMM / virtio-blk image path
 #   image-loader.img  a small initrd that loads the NVDIMM and virtio-blk drivers, mounts root=
@@ -37,7 +38,13 @@ if [ -z "$kpkg" ]; then
   exit 1
 fi
 kver=$(apt-cache policy "$kpkg" | awk '/Candidate:/{print $2}')
-inputs=$(cat "$here/init" "$here/hotplug" "$here/image-loader-init" "$here/build.sh" /bin/busybox | sha256sum | cut -c1-16)
+src=$(cd "$here/.." && pwd)
+# The agent's sources: everything the static link below compiles, and their headers.
+agent_sources=("$src"/agent/agent.cc "$src"/agent/main.cc "$src"/proto/agent_protocol.cc
+  "$src"/base/*.cc)
+agent_inputs=("${agent_sources[@]}" "$src"/agent/*.h "$src"/proto/agent_protocol.h "$src"/base/*.h)
+inputs=$(cat "$here/init" "$here/hotplug" "$here/image-loader-init" "$here/build.sh" /bin/busybox \
+  "${agent_inputs[@]}" | sha256sum | cut -c1-16)
 stamp="$kpkg $kver $inputs"
 if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp" ]; then
   echo "guest: up to date in $out ($kpkg $kver)"
@@ -86,7 +93,16 @@ cpio_gz() {
     cpio --null --create --format=newc --owner=0:0 --reproducible --quiet) | gzip -9 -n > "$2"
 }
 
+# The agent, static: the guest has no C++ runtime. (Debian's abseil CMake targets name shared
+# libraries only, so this links through pkg-config.)
+echo "guest: building runvm-agent (static)"
+g++ -std=c++20 -O2 -s -static -I"$src" "${agent_sources[@]}" -o "$work/runvm-agent" \
+  $(pkg-config --static --libs absl_statusor absl_status absl_strings absl_str_format absl_time) \
+  2> >(grep -v -e "Using 'get.*' in statically linked" -e "in function" >&2)
+
 populate "$work/guest" "$here/init" $GUEST_MODULES
+install -m 0755 "$work/runvm-agent" "$work/guest/bin/runvm-agent"
+touch -h -d @0 "$work/guest/bin/runvm-agent"
 populate "$work/loader" "$here/image-loader-init" $LOADER_MODULES
 
 install -m 0644 "$kroot/boot/vmlinuz-$release" "$out/vmlinuz.tmp"

@@ -1,5 +1,7 @@
 #include "runtime/host_check.h"
 
+#include "runtime/agent_client.h"
+
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
@@ -80,17 +82,20 @@ CheckResult BootCheck(const LoadedConfig& loaded, const std::string& accelerator
   absl::StatusOr<qemu::RunningVm> vm = qemu::StartVm(spec);
   if (!vm.ok()) return {CheckLevel::kFail, "boot", std::string(vm.status().message())};
   absl::Duration qmp_ready = absl::Now() - start;
-  absl::StatusOr<std::string> ready = qemu::WaitGuestReady(*vm, absl::Now() + absl::Seconds(60));
+  absl::StatusOr<AgentClient> agent =
+      AgentClient::Connect(vm->agent_socket(), absl::Now() + absl::Seconds(60));
   absl::Duration guest_ready = absl::Now() - start;
+  const std::string kernel = agent.ok() ? agent->hello().kernel : "";
+  const std::string agent_error(agent.status().message());
+  agent = absl::CancelledError();  // let go of the agent socket before QEMU is stopped
   absl::Status stopped = qemu::StopVm(*vm);
-  if (!ready.ok()) return {CheckLevel::kFail, "boot", std::string(ready.status().message())};
+  if (kernel.empty()) return {CheckLevel::kFail, "boot", agent_error};
   if (!stopped.ok()) return {CheckLevel::kFail, "boot", std::string(stopped.message())};
   auto ms = [](absl::Duration d) { return absl::StrCat(absl::ToInt64Milliseconds(d), " ms"); };
-  return {
-      CheckLevel::kOk, "boot",
-      absl::StrCat("a sandbox VM (", accelerator == "kvm" ? "KVM" : "TCG", ") answered on QMP in ",
-                   ms(qmp_ready), " and its guest (", ready->substr(12), ") was ready in ",
-                   ms(guest_ready), "; stopped and removed")};
+  return {CheckLevel::kOk, "boot",
+          absl::StrCat("a sandbox VM (", accelerator == "kvm" ? "KVM" : "TCG",
+                       ") answered on QMP in ", ms(qmp_ready), " and its guest agent (", kernel,
+                       ") answered in ", ms(guest_ready), "; stopped and removed")};
 }
 
 std::vector<CheckResult> CheckHost(const LoadedConfig& loaded, const HostPaths& paths,

@@ -20,6 +20,7 @@
 #include "hypervisor/qemu/vm_record.h"
 #include "hypervisor/qmp/client.h"
 #include "nlohmann/json.hpp"
+#include "runtime/agent_client.h"
 
 namespace runvm {
 namespace {
@@ -293,9 +294,9 @@ absl::Status SandboxStore::Create(qemu::VmSpec spec, bool wait_guest) {
   r.intent.clear();
   if (absl::Status st = save(); !st.ok()) return fail(st);
   if (wait_guest) {
-    absl::StatusOr<std::string> ready =
-        qemu::WaitGuestReady(*r.vm, absl::Now() + kGuestReadyTimeout);
-    if (!ready.ok()) return fail(ready.status());
+    absl::StatusOr<AgentClient> agent =
+        AgentClient::Connect(r.vm->agent_socket(), absl::Now() + kGuestReadyTimeout);
+    if (!agent.ok()) return fail(agent.status());
   }
   return absl::OkStatus();
 }

@@ -177,32 +177,6 @@ std::string RunDirFor(const std::string& socket_base, const std::string& sandbox
   return absl::StrCat(socket_base, "/", absl::Hex(Fnv1a(sandbox_id), absl::kZeroPad16));
 }
 
-absl::StatusOr<std::string> WaitGuestReady(const RunningVm& vm, absl::Time deadline) {
-  ASSIGN_OR_RETURN(Fd fd, ConnectUnix(vm.agent_socket()));
-  std::string seen;
-  for (;;) {
-    size_t at = seen.find("RUNVM-READY");
-    if (at != std::string::npos && seen.find('\n', at) != std::string::npos) {
-      return seen.substr(at, seen.find('\n', at) - at);
-    }
-    pollfd p{fd.get(), POLLIN, 0};
-    int r = ::poll(&p, 1, PollTimeoutMs(deadline));
-    if (r == 0) {
-      return absl::DeadlineExceededError(
-          absl::StrCat("sandbox ", vm.sandbox_id, ": the guest did not report ready in time"));
-    }
-    if (r < 0 && errno != EINTR) return ErrnoError("poll " + vm.agent_socket());
-    char buf[1024];
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n == 0) {
-      return absl::UnavailableError(absl::StrCat(
-          "sandbox ", vm.sandbox_id, ": the agent port closed before the guest was ready"));
-    }
-    if (n > 0) seen.append(buf, static_cast<size_t>(n));
-    if (seen.size() > 65536) seen.erase(0, seen.size() - 1024);
-  }
-}
-
 absl::StatusOr<int64_t> HostMemoryMib() {
   ASSIGN_OR_RETURN(std::string info, ReadFile("/proc/meminfo", 1 << 16));
   for (absl::string_view line : absl::StrSplit(info, '\n')) {

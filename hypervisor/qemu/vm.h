@@ -5,6 +5,7 @@
 //   VmSpec spec{.config = loaded.config.hypervisor, .sandbox_id = id, .accelerator = "tcg",
 //               .host_memory_mib = HostMemoryMib()};
 //   ASSIGN_OR_RETURN(RunningVm vm, StartVm(spec));    // persisted by the caller
+//   // the guest is up once its agent answers on vm.agent_socket() (runtime/agent_client.h)
 //   ...
 //   RETURN_IF_ERROR(StopVm(vm));                      // also fine when already stopped
 //
@@ -87,10 +88,6 @@ std::string HelperMarker(const std::string& run_dir);
 // waits for it) and removes the run directory; for a boot that was killed before its processes
 // were recorded. Returns the processes it ended.
 absl::StatusOr<std::vector<ProcessIdentity>> CollectStrays(const std::string& run_dir);
-
-// Waits until the guest announces itself on the agent port ("RUNVM-READY <kernel release>", from
-// guest/init) and returns that line. The connection is closed again.
-absl::StatusOr<std::string> WaitGuestReady(const RunningVm& vm, absl::Time deadline);
 
 // Host RAM in MiB (/proc/meminfo MemTotal).
 absl::StatusOr<int64_t> HostMemoryMib();

@@ -108,7 +108,7 @@ TEST_F(CliTest, CheckBootBootsAndRemovesAThrowawayVm) {
       Runvm({"--root", root, "--config", GoodConfig("accelerator = \"tcg\"\n"), "check", "--boot"});
   EXPECT_EQ(r.code, 0) << r.out << r.err;
   EXPECT_THAT(r.out, HasSubstr("ok    boot: a sandbox VM (TCG) answered on QMP in "));
-  EXPECT_THAT(r.out, HasSubstr("was ready in "));
+  EXPECT_THAT(r.out, HasSubstr(") answered in "));
   std::error_code ec;
   EXPECT_TRUE(std::filesystem::is_empty(root + "/.vm", ec))
       << "the throwaway VM left its directory";

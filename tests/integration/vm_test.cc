@@ -16,7 +16,9 @@
 #include "absl/time/clock.h"
 #include "base/file.h"
 #include "base/process.h"
+#include "base/unix_socket.h"
 #include "gtest/gtest.h"
+#include "runtime/agent_client.h"
 #include "tests/testing/guest_shell.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
@@ -84,12 +86,35 @@ TEST_F(VmTest, BootsFromTheInitrdAndAnswersOnTheAgentPort) {
   std::string ready;
   absl::StatusOr<GuestShell> shell = GuestShell::Connect(vm.agent_socket(), Boot(), &ready);
   ASSERT_THAT(shell, IsOk());
-  EXPECT_THAT(ready, HasSubstr("RUNVM-READY 6."));
+  EXPECT_THAT(ready, HasSubstr(" on 6."));
   ASSERT_OK_AND_ASSIGN(GuestResult r, shell->Run("cat /proc/cmdline", Boot()));
   EXPECT_THAT(r.output, HasSubstr("runvm.agent_port=agent.0"));
   ASSERT_THAT(StopVm(vm), IsOk());
   ExpectNothingLeft(vm);
   EXPECT_THAT(StopVm(vm), IsOk()) << "stopping a stopped VM succeeds";
+}
+
+TEST_F(VmTest, TheAgentServesTheNextClientAfterOneDiedMidFrame) {
+  ASSERT_OK_AND_ASSIGN(RunningVm vm, StartVm(Spec()));
+  {
+    ASSERT_OK_AND_ASSIGN(AgentClient first, AgentClient::Connect(vm.agent_socket(), Boot()));
+    ASSERT_OK_AND_ASSIGN(agent_proto::GuestDetails d, first.GuestDetails(Boot()));
+    EXPECT_EQ(d.memory_block_size_bytes, 128 << 20);
+    EXPECT_GE(d.online_cpus, 1);
+  }
+  {
+    // A client that sends half a request and dies: the real port (no EOF in between).
+    ASSERT_OK_AND_ASSIGN(Fd raw, ConnectUnix(vm.agent_socket()));
+    std::string frame = agent_proto::EncodeFrame(
+        {.type = agent_proto::kRun,
+         .id = 7,
+         .fields = agent_proto::ToFields(agent_proto::RunRequest{.argv = {"/bin/true"}})});
+    ASSERT_EQ(::write(raw.get(), frame.data(), 25), 25);
+  }
+  ASSERT_OK_AND_ASSIGN(AgentClient next, AgentClient::Connect(vm.agent_socket(), Boot()));
+  ASSERT_OK_AND_ASSIGN(agent_proto::RunResult r, next.Run({.argv = {"/bin/uname", "-r"}}, Boot()));
+  EXPECT_EQ(r.out, next.hello().kernel + "\n");
+  ASSERT_THAT(StopVm(vm), IsOk());
 }
 
 TEST_F(VmTest, VirtioFsSharesFilesWithTheGuest) {

@@ -1,6 +1,5 @@
-// GuestShell: the host side of the placeholder guest init's agent-port protocol (guest/init),
-// for integration tests until the real agent exists: wait for "RUNVM-READY", then run shell
-// commands in the guest and read their output and status.
+// GuestShell: shell commands in the guest over the real agent (its `run` request), for
+// integration tests and benchmarks: `sh -c` with stderr folded into stdout.
 #ifndef RUNVM_TESTS_TESTING_GUEST_SHELL_H_
 #define RUNVM_TESTS_TESTING_GUEST_SHELL_H_
 
@@ -8,27 +7,26 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "base/fd.h"
+#include "runtime/agent_client.h"
 
 namespace runvm::testing {
 
 struct GuestResult {
-  std::string output;
+  std::string output;  // stdout and stderr, without the final newline
   int status = -1;
 };
 
 class GuestShell {
  public:
-  // Connects to the agent socket and waits for the guest's ready line (returned).
+  // Connects to the agent socket and completes the agent's hello (waiting for the guest to come
+  // up); `ready_line` gets "agent <version> on <kernel release>".
   static absl::StatusOr<GuestShell> Connect(const std::string& agent_socket, absl::Time deadline,
                                             std::string* ready_line = nullptr);
   absl::StatusOr<GuestResult> Run(const std::string& command, absl::Time deadline);
 
  private:
-  explicit GuestShell(Fd fd) : fd_(std::move(fd)) {}
-  absl::StatusOr<std::string> ReadLine(absl::Time deadline);
-  Fd fd_;
-  std::string buf_;
+  explicit GuestShell(AgentClient agent) : agent_(std::move(agent)) {}
+  AgentClient agent_;
 };
 
 }  // namespace runvm::testing
