@@ -1,14 +1,18 @@
 #include "runtime/cli.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "base/file.h"
 #include "base/log.h"
 #include "nlohmann/json.hpp"
 #include "proto/config_codec.h"
+#include "proto/oci_spec.h"
 #include "runtime/config_loader.h"
 #include "runtime/host_check.h"
 #include "runtime/sandbox_cli.h"
@@ -81,6 +85,17 @@ int RunCheck(const GlobalFlags& g, bool verbose, bool boot) {
   return 0;
 }
 
+// runc's `spec`: refuses to overwrite, writes config.json with a trailing newline.
+int RunSpec(const std::string& bundle) {
+  const std::string path = bundle + "/config.json";
+  if (::access(path.c_str(), F_OK) == 0) {
+    return Fail(absl::StrCat("File ", path, " exists. Remove it first"));
+  }
+  absl::Status st = WriteFileAtomic(path, oci::SpecToJson(oci::DefaultSpec()) + "\n", 0644);
+  if (!st.ok()) return Fail(st.message());
+  return 0;
+}
+
 }  // namespace
 
 int RunCli(int argc, char** argv) {
@@ -111,6 +126,12 @@ int RunCli(int argc, char** argv) {
   bool check_boot = false;
   check->add_flag("--boot", check_boot,
                   "also boot a throwaway sandbox VM and wait for its guest (a few seconds)");
+
+  std::string spec_bundle = ".";
+  CLI::App* spec = app.add_subcommand("spec", "write a default config.json, as runc does");
+  spec->add_option("-b,--bundle", spec_bundle, "the bundle directory to write it in");
+  bool spec_rootless = false;
+  spec->add_flag("--rootless", spec_rootless, "accepted for runc's sake; ignored");
 
   SandboxCommand sc;
   CLI::App* sandbox = app.add_subcommand("sandbox", "operate sandbox VMs directly");
@@ -177,6 +198,7 @@ int RunCli(int argc, char** argv) {
 
   if (env->parsed()) return RunEnv(g, env_json);
   if (check->parsed()) return RunCheck(g, check_verbose, check_boot);
+  if (spec->parsed()) return RunSpec(spec_bundle);
   if (sandbox->parsed()) {
     for (CLI::App* verb : sandbox->get_subcommands()) sc.verb = verb->get_name();
     for (CLI::App* kind : sb_plug->get_subcommands()) sc.kind = kind->get_name();

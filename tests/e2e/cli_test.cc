@@ -184,5 +184,20 @@ TEST_F(CliTest, MissingConfigFileIsNamed) {
   EXPECT_THAT(r.err, HasSubstr("configuration: open /nonexistent/c.toml: No such file"));
 }
 
+TEST_F(CliTest, SpecWritesRuncsDefaultOnceAndRefusesToOverwrite) {
+  Result r = Runvm({"spec", "--bundle", dir_.path()});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::ifstream in(dir_.path() + "/config.json");
+  std::stringstream text;
+  text << in.rdbuf();
+  nlohmann::json j = nlohmann::json::parse(text.str());
+  EXPECT_EQ(j["process"]["args"], nlohmann::json::array({"sh"}));
+  EXPECT_EQ(j["root"]["path"], "rootfs");
+  EXPECT_EQ(j["process"]["capabilities"]["bounding"].size(), 3u);
+  r = Runvm({"spec", "-b", dir_.path()});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("config.json exists. Remove it first"));
+}
+
 }  // namespace
 }  // namespace runvm

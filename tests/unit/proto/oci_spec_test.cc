@@ -1,0 +1,99 @@
+// The OCI spec subset: runc's default round-trips, engines' extra fields are tolerated, wrong
+// kinds are errors naming the field, and Validate's cross-field rules.
+#include "proto/oci_spec.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/testing/status_matchers.h"
+
+namespace runvm::oci {
+namespace {
+
+using ::runvm::testing::IsOk;
+using ::runvm::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+TEST(OciSpec, TheDefaultSpecRoundTripsAndIsValid) {
+  Spec d = DefaultSpec();
+  EXPECT_THAT(d.Validate(), IsOk());
+  ASSERT_OK_AND_ASSIGN(Spec back, ParseSpec(SpecToJson(d)));
+  EXPECT_EQ(back.process.args, std::vector<std::string>{"sh"});
+  EXPECT_TRUE(back.process.terminal);
+  EXPECT_TRUE(back.root.readonly);
+  EXPECT_EQ(back.mounts.size(), d.mounts.size());
+  EXPECT_EQ(back.mounts[2].options, d.mounts[2].options);
+  ASSERT_TRUE(back.process.capabilities.has_value());
+  EXPECT_THAT(back.process.capabilities->bounding,
+              ElementsAre("CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"));
+  EXPECT_EQ(back.linux.namespaces.size(), 6u);
+  EXPECT_EQ(SpecToJson(back), SpecToJson(d));
+}
+
+TEST(OciSpec, FieldsAnEngineAddsAreTolerated) {
+  // Shaped like what containerd writes: hooks, devices, resources, and a few newer fields.
+  const char* text = R"({
+    "ociVersion": "1.1.0",
+    "process": {"user": {"uid": 1000, "gid": 1000, "additionalGids": [10, 20]},
+                "args": ["/bin/echo", "hi"], "env": ["A=1"], "cwd": "/work",
+                "apparmorProfile": "x", "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 4096,
+                "soft": 2048}], "oomScoreAdj": -500, "noNewPrivileges": true},
+    "root": {"path": "/var/lib/bundle/rootfs"},
+    "hooks": {"prestart": [{"path": "/bin/true"}]},
+    "linux": {"resources": {"memory": {"limit": 1048576}}, "devices": [],
+              "cgroupsPath": "/kubepods/pod1/c1",
+              "seccomp": {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+                          "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                                        "errnoRet": 1}]},
+              "namespaces": [{"type": "pid"}, {"type": "network", "path": "/proc/1/ns/net"}]},
+    "annotations": {"io.kubernetes.cri.container-type": "sandbox"}
+  })";
+  ASSERT_OK_AND_ASSIGN(Spec s, ParseSpec(text));
+  EXPECT_THAT(s.Validate(), IsOk());
+  EXPECT_EQ(s.process.user.uid, 1000u);
+  EXPECT_THAT(s.process.user.additional_gids, ElementsAre(10u, 20u));
+  EXPECT_EQ(s.process.rlimits[0].soft, 2048u);
+  EXPECT_EQ(s.process.oom_score_adj, -500);
+  EXPECT_EQ(s.linux.cgroups_path, "/kubepods/pod1/c1");
+  ASSERT_TRUE(s.linux.seccomp.has_value());
+  EXPECT_EQ(s.linux.seccomp->syscalls[0].errno_ret, 1u);
+  EXPECT_EQ(s.linux.namespaces[1].path, "/proc/1/ns/net");
+  EXPECT_EQ(s.annotations.at("io.kubernetes.cri.container-type"), "sandbox");
+}
+
+TEST(OciSpec, WrongKindsNameTheField) {
+  EXPECT_THAT(ParseSpec(R"({"process": {"user": {"uid": "root"}}})"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("process.user.uid: expected an unsigned integer, got string")));
+  EXPECT_THAT(ParseSpec(R"({"process": {"args": ["a", 2]}})"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("process.args[1]: expected a string, got number")));
+  EXPECT_THAT(ParseSpec(R"({"mounts": {"destination": "/x"}})"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("mounts: expected a list, got object")));
+  EXPECT_THAT(ParseSpec(R"({"process": {"user": {"uid": 4294967296}}})"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("does not fit 32 bits")));
+  EXPECT_THAT(ParseSpec("{\"process\": "),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("not valid JSON")));
+}
+
+TEST(OciSpec, ValidateRules) {
+  auto invalid = [](auto mutate, const char* why) {
+    Spec s = DefaultSpec();
+    mutate(s);
+    EXPECT_THAT(s.Validate(), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(why)));
+  };
+  invalid([](Spec& s) { s.process.args.clear(); }, "process.args: at least the program");
+  invalid([](Spec& s) { s.process.cwd = "work"; }, "process.cwd: \"work\" is not an absolute");
+  invalid([](Spec& s) { s.root.path.clear(); }, "root.path: missing");
+  invalid([](Spec& s) { s.linux.namespaces.push_back({"pid", ""}); }, "\"pid\" given twice");
+  invalid([](Spec& s) { s.linux.namespaces.push_back({"net", ""}); }, "unknown namespace \"net\"");
+  invalid([](Spec& s) { s.mounts[0].destination = "proc"; }, "mounts[0].destination");
+  invalid([](Spec& s) { s.process.rlimits[0].type = "NOFILE"; }, "unknown rlimit \"NOFILE\"");
+  invalid([](Spec& s) { s.process.capabilities->effective.push_back("SYS_ADMIN"); },
+          "\"SYS_ADMIN\" is not a capability name");
+}
+
+}  // namespace
+}  // namespace runvm::oci
