@@ -40,9 +40,10 @@ fi
 kver=$(apt-cache policy "$kpkg" | awk '/Candidate:/{print $2}')
 src=$(cd "$here/.." && pwd)
 # The agent's sources: everything the static link below compiles, and their headers.
-agent_sources=("$src"/agent/agent.cc "$src"/agent/main.cc "$src"/proto/agent_protocol.cc
+agent_sources=("$src"/agent/*.cc "$src"/proto/agent_protocol.cc "$src"/proto/oci_spec.cc
   "$src"/base/*.cc)
-agent_inputs=("${agent_sources[@]}" "$src"/agent/*.h "$src"/proto/agent_protocol.h "$src"/base/*.h)
+agent_inputs=("${agent_sources[@]}" "$src"/agent/*.h "$src"/proto/agent_protocol.h
+  "$src"/proto/oci_spec.h "$src"/base/*.h)
 inputs=$(cat "$here/init" "$here/hotplug" "$here/image-loader-init" "$here/build.sh" /bin/busybox \
   "${agent_inputs[@]}" | sha256sum | cut -c1-16)
 stamp="$kpkg $kver $inputs"
@@ -97,7 +98,8 @@ cpio_gz() {
 # libraries only, so this links through pkg-config.)
 echo "guest: building runvm-agent (static)"
 g++ -std=c++20 -O2 -s -static -I"$src" "${agent_sources[@]}" -o "$work/runvm-agent" \
-  $(pkg-config --static --libs absl_statusor absl_status absl_strings absl_str_format absl_time) \
+  $(pkg-config --static --libs absl_statusor absl_status absl_strings absl_str_format absl_time \
+    libseccomp libcap) \
   2> >(grep -v -e "Using 'get.*' in statically linked" -e "in function" >&2)
 
 populate "$work/guest" "$here/init" $GUEST_MODULES

@@ -1,0 +1,538 @@
+#include "agent/container.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/close_range.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <sys/capability.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <climits>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <memory>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "base/status.h"
+
+extern char** environ;
+
+namespace runvm::agent {
+namespace {
+
+// ---- what the child does, prepared by the parent ----
+
+struct MountStep {
+  std::string what;  // for errors: "mount /proc (proc)"
+  std::string source, target, type, data;
+  unsigned long flags = 0;
+  unsigned long propagation = 0;
+  bool readonly_bind = false;  // a bind mount that needs a read-only remount
+};
+
+struct Plan {
+  std::string rootfs;
+  int clone_flags = 0;
+  std::vector<MountStep> mounts;
+  std::vector<std::string> dev_nodes;  // bind-mounted from the agent's /dev
+  std::string hostname;
+  std::vector<std::string> masked, readonly_paths;
+  bool readonly_root = false;
+  std::vector<std::pair<int, rlimit>> rlimits;
+  std::vector<gid_t> groups;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::optional<mode_t> umask;
+  std::vector<int> bounding, ambient;
+  cap_t caps = nullptr;  // effective, permitted, inheritable
+  bool no_new_privs = false;
+  scmp_filter_ctx seccomp = nullptr;
+  std::optional<int> oom_score_adj;
+  std::string cwd;
+  std::vector<std::string> args, env;
+};
+
+struct PlanDeleter {
+  void operator()(Plan* p) const {
+    if (p->caps) cap_free(p->caps);
+    if (p->seccomp) seccomp_release(p->seccomp);
+    delete p;
+  }
+};
+
+const std::map<std::string, int>& NamespaceFlags() {
+  static const auto* m = new std::map<std::string, int>{
+      {"pid", CLONE_NEWPID}, {"network", CLONE_NEWNET}, {"mount", CLONE_NEWNS},
+      {"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS},     {"cgroup", CLONE_NEWCGROUP}};
+  return *m;
+}
+
+// Options into flags and data, as runc reads them.
+void ParseMountOptions(const std::vector<std::string>& options, MountStep& m) {
+  struct Flag {
+    bool clear;
+    unsigned long flag;
+  };
+  static const auto* flags =
+      new std::map<std::string, Flag>{{"ro", {false, MS_RDONLY}},
+                                      {"rw", {true, MS_RDONLY}},
+                                      {"nosuid", {false, MS_NOSUID}},
+                                      {"suid", {true, MS_NOSUID}},
+                                      {"nodev", {false, MS_NODEV}},
+                                      {"dev", {true, MS_NODEV}},
+                                      {"noexec", {false, MS_NOEXEC}},
+                                      {"exec", {true, MS_NOEXEC}},
+                                      {"sync", {false, MS_SYNCHRONOUS}},
+                                      {"async", {true, MS_SYNCHRONOUS}},
+                                      {"dirsync", {false, MS_DIRSYNC}},
+                                      {"noatime", {false, MS_NOATIME}},
+                                      {"atime", {true, MS_NOATIME}},
+                                      {"nodiratime", {false, MS_NODIRATIME}},
+                                      {"relatime", {false, MS_RELATIME}},
+                                      {"norelatime", {true, MS_RELATIME}},
+                                      {"strictatime", {false, MS_STRICTATIME}},
+                                      {"bind", {false, MS_BIND}},
+                                      {"rbind", {false, MS_BIND | MS_REC}}};
+  static const auto* propagation = new std::map<std::string, unsigned long>{
+      {"private", MS_PRIVATE}, {"rprivate", MS_PRIVATE | MS_REC},
+      {"shared", MS_SHARED},   {"rshared", MS_SHARED | MS_REC},
+      {"slave", MS_SLAVE},     {"rslave", MS_SLAVE | MS_REC}};
+  std::vector<std::string> data;
+  for (const std::string& o : options) {
+    if (auto f = flags->find(o); f != flags->end()) {
+      if (f->second.clear) {
+        m.flags &= ~f->second.flag;
+      } else {
+        m.flags |= f->second.flag;
+      }
+    } else if (auto p = propagation->find(o); p != propagation->end()) {
+      m.propagation |= p->second;
+    } else {
+      data.push_back(o);
+    }
+  }
+  m.data = absl::StrJoin(data, ",");
+  if ((m.flags & MS_BIND) && (m.flags & MS_RDONLY)) m.readonly_bind = true;
+}
+
+int RlimitResource(absl::string_view type) {
+  static const auto* m =
+      new std::map<std::string, int, std::less<>>{{"RLIMIT_AS", RLIMIT_AS},
+                                                  {"RLIMIT_CORE", RLIMIT_CORE},
+                                                  {"RLIMIT_CPU", RLIMIT_CPU},
+                                                  {"RLIMIT_DATA", RLIMIT_DATA},
+                                                  {"RLIMIT_FSIZE", RLIMIT_FSIZE},
+                                                  {"RLIMIT_LOCKS", RLIMIT_LOCKS},
+                                                  {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK},
+                                                  {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE},
+                                                  {"RLIMIT_NICE", RLIMIT_NICE},
+                                                  {"RLIMIT_NOFILE", RLIMIT_NOFILE},
+                                                  {"RLIMIT_NPROC", RLIMIT_NPROC},
+                                                  {"RLIMIT_RSS", RLIMIT_RSS},
+                                                  {"RLIMIT_RTPRIO", RLIMIT_RTPRIO},
+                                                  {"RLIMIT_RTTIME", RLIMIT_RTTIME},
+                                                  {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
+                                                  {"RLIMIT_STACK", RLIMIT_STACK}};
+  auto it = m->find(type);
+  return it == m->end() ? -1 : it->second;
+}
+
+absl::StatusOr<int> CapValue(const std::string& name) {
+  cap_value_t v;
+  std::string lower = name;
+  for (char& c : lower) c = static_cast<char>(std::tolower(c));
+  if (cap_from_name(lower.c_str(), &v) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("process.capabilities: unknown ", name));
+  }
+  return static_cast<int>(v);
+}
+
+absl::StatusOr<std::vector<int>> CapValues(const std::vector<std::string>& names) {
+  std::vector<int> out;
+  for (const std::string& n : names) {
+    ASSIGN_OR_RETURN(int v, CapValue(n));
+    out.push_back(v);
+  }
+  return out;
+}
+
+absl::StatusOr<uint32_t> SeccompAction(const std::string& action, std::optional<uint32_t> errno_ret,
+                                       const std::string& where) {
+  if (action == "SCMP_ACT_ALLOW") return SCMP_ACT_ALLOW;
+  if (action == "SCMP_ACT_KILL" || action == "SCMP_ACT_KILL_THREAD") return SCMP_ACT_KILL;
+  if (action == "SCMP_ACT_KILL_PROCESS") return SCMP_ACT_KILL_PROCESS;
+  if (action == "SCMP_ACT_ERRNO") return SCMP_ACT_ERRNO(errno_ret.value_or(EPERM));
+  if (action == "SCMP_ACT_TRAP") return SCMP_ACT_TRAP;
+  if (action == "SCMP_ACT_LOG") return SCMP_ACT_LOG;
+  return absl::InvalidArgumentError(
+      absl::StrCat(where, ": seccomp action \"", action, "\" is not supported"));
+}
+
+absl::StatusOr<scmp_compare> SeccompOp(const std::string& op) {
+  static const auto* m =
+      new std::map<std::string, scmp_compare>{{"SCMP_CMP_NE", SCMP_CMP_NE},
+                                              {"SCMP_CMP_LT", SCMP_CMP_LT},
+                                              {"SCMP_CMP_LE", SCMP_CMP_LE},
+                                              {"SCMP_CMP_EQ", SCMP_CMP_EQ},
+                                              {"SCMP_CMP_GE", SCMP_CMP_GE},
+                                              {"SCMP_CMP_GT", SCMP_CMP_GT},
+                                              {"SCMP_CMP_MASKED_EQ", SCMP_CMP_MASKED_EQ}};
+  auto it = m->find(op);
+  if (it == m->end()) return absl::InvalidArgumentError("seccomp: unknown operator " + op);
+  return it->second;
+}
+
+absl::StatusOr<scmp_filter_ctx> BuildSeccomp(const oci::Seccomp& s) {
+  ASSIGN_OR_RETURN(uint32_t def, SeccompAction(s.default_action, s.default_errno_ret,
+                                               "linux.seccomp.defaultAction"));
+  scmp_filter_ctx ctx = seccomp_init(def);
+  if (ctx == nullptr) return absl::InternalError("seccomp_init failed");
+  auto fail = [&](absl::Status st) {
+    seccomp_release(ctx);
+    return st;
+  };
+  for (const std::string& arch : s.architectures) {
+    std::string lower(absl::StartsWith(arch, "SCMP_ARCH_") ? arch.substr(10) : arch);
+    for (char& c : lower) c = static_cast<char>(std::tolower(c));
+    uint32_t a = seccomp_arch_resolve_name(lower.c_str());
+    if (a != 0 && a != seccomp_arch_native()) {
+      int r = seccomp_arch_add(ctx, a);
+      if (r != 0 && r != -EEXIST) {
+        return fail(absl::InvalidArgumentError("seccomp: cannot add architecture " + arch));
+      }
+    }
+  }
+  for (size_t i = 0; i < s.syscalls.size(); ++i) {
+    const oci::SeccompSyscall& sys = s.syscalls[i];
+    const std::string where = absl::StrCat("linux.seccomp.syscalls[", i, "]");
+    absl::StatusOr<uint32_t> action = SeccompAction(sys.action, sys.errno_ret, where);
+    if (!action.ok()) return fail(action.status());
+    if (*action == def) continue;  // libseccomp refuses a rule equal to the default
+    std::vector<scmp_arg_cmp> cmps;
+    for (const oci::SeccompArg& a : sys.args) {
+      absl::StatusOr<scmp_compare> op = SeccompOp(a.op);
+      if (!op.ok()) return fail(op.status());
+      cmps.push_back({a.index, *op, a.value, a.value_two});
+    }
+    for (const std::string& name : sys.names) {
+      int nr = seccomp_syscall_resolve_name(name.c_str());
+      if (nr == __NR_SCMP_ERROR) continue;  // unknown here: runc skips it too
+      int r =
+          seccomp_rule_add_array(ctx, *action, nr, static_cast<unsigned>(cmps.size()), cmps.data());
+      if (r != 0) {
+        return fail(absl::InvalidArgumentError(
+            absl::StrCat(where, ": seccomp rule for ", name, ": ", std::strerror(-r))));
+      }
+    }
+  }
+  return ctx;
+}
+
+absl::StatusOr<std::unique_ptr<Plan, PlanDeleter>> MakePlan(const ContainerConfig& c) {
+  std::unique_ptr<Plan, PlanDeleter> p(new Plan);
+  const oci::Spec& s = c.spec;
+  p->rootfs = c.rootfs;
+  for (const oci::Namespace& ns : s.linux.namespaces) {
+    auto it = NamespaceFlags().find(ns.type);
+    if (it == NamespaceFlags().end()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("linux.namespaces: \"", ns.type, "\" is not supported in the guest"));
+    }
+    if (!ns.path.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("linux.namespaces: joining ", ns.type, " namespace ", ns.path,
+                       " is not supported (the sandbox's namespaces are the VM)"));
+    }
+    p->clone_flags |= it->second;
+  }
+  const bool new_mount_ns = p->clone_flags & CLONE_NEWNS;
+  if (!new_mount_ns && !s.mounts.empty()) {
+    return absl::InvalidArgumentError("mounts need a mount namespace (linux.namespaces)");
+  }
+  for (const oci::Mount& m : s.mounts) {
+    MountStep step{.what = absl::StrCat("mount ", m.destination, " (", m.type, ")"),
+                   .source = m.source,
+                   .target = c.rootfs + m.destination,
+                   .type = m.type == "cgroup" ? "cgroup2" : m.type};
+    ParseMountOptions(m.options, step);
+    if ((step.flags & MS_BIND) && !absl::StartsWith(step.source, "/")) {
+      step.source = c.rootfs + "/" + step.source;
+    }
+    p->mounts.push_back(std::move(step));
+  }
+  p->dev_nodes = {"null", "zero", "full", "random", "urandom", "tty"};
+  p->hostname = s.hostname;
+  if (!p->hostname.empty() && !(p->clone_flags & CLONE_NEWUTS)) {
+    return absl::InvalidArgumentError("hostname needs a uts namespace (linux.namespaces)");
+  }
+  p->masked = s.linux.masked_paths;
+  p->readonly_paths = s.linux.readonly_paths;
+  p->readonly_root = s.root.readonly;
+  for (const oci::Rlimit& r : s.process.rlimits) {
+    int resource = RlimitResource(r.type);
+    if (resource < 0) return absl::InvalidArgumentError("process.rlimits: unknown " + r.type);
+    p->rlimits.push_back({resource, rlimit{r.soft, r.hard}});
+  }
+  p->uid = s.process.user.uid;
+  p->gid = s.process.user.gid;
+  p->umask = s.process.user.umask;
+  for (uint32_t g : s.process.user.additional_gids) p->groups.push_back(g);
+  if (s.process.capabilities) {
+    const oci::Capabilities& caps = *s.process.capabilities;
+    ASSIGN_OR_RETURN(p->bounding, CapValues(caps.bounding));
+    ASSIGN_OR_RETURN(p->ambient, CapValues(caps.ambient));
+    p->caps = cap_init();
+    for (auto [set, names] :
+         {std::pair{CAP_EFFECTIVE, &caps.effective}, std::pair{CAP_PERMITTED, &caps.permitted},
+          std::pair{CAP_INHERITABLE, &caps.inheritable}}) {
+      ASSIGN_OR_RETURN(std::vector<int> values, CapValues(*names));
+      std::vector<cap_value_t> v(values.begin(), values.end());
+      if (!v.empty() &&
+          cap_set_flag(p->caps, set, static_cast<int>(v.size()), v.data(), CAP_SET) != 0) {
+        return absl::InternalError("cap_set_flag failed");
+      }
+    }
+  }
+  p->no_new_privs = s.process.no_new_privileges;
+  if (s.linux.seccomp) {
+    ASSIGN_OR_RETURN(p->seccomp, BuildSeccomp(*s.linux.seccomp));
+  }
+  p->oom_score_adj = s.process.oom_score_adj;
+  p->cwd = s.process.cwd;
+  p->args = s.process.args;
+  p->env = s.process.env;
+  return p;
+}
+
+// ---- the child ----
+
+// Reports `what` with errno to the parent and exits. Only the child calls this.
+[[noreturn]] void Die(int status_fd, const std::string& what, int err = errno) {
+  std::string msg = absl::StrCat(what, ": ", std::strerror(err));
+  [[maybe_unused]] ssize_t n = ::write(status_fd, msg.data(), msg.size());
+  ::_exit(127);
+}
+
+void MkdirAll(const std::string& path) {
+  for (size_t at = 1; at != std::string::npos; at = path.find('/', at + 1)) {
+    ::mkdir(path.substr(0, at).c_str(), 0755);
+  }
+  ::mkdir(path.c_str(), 0755);
+}
+
+void Touch(const std::string& path) {
+  int fd = ::open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+  if (fd >= 0) ::close(fd);
+}
+
+[[noreturn]] void RunChild(const Plan& p, const std::array<int, 3>& stdio, int status_fd,
+                           int start_fd) {
+  // Nothing of the agent's reaches the process: every descriptor closes at exec.
+  ::syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+  // stdio first: everything below may print nothing, but the process inherits these.
+  int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+  for (int i = 0; i < 3; ++i) {
+    int from = stdio[i] >= 0 ? stdio[i] : devnull;
+    if (::dup2(from, i) < 0) Die(status_fd, "stdio");
+  }
+  if (p.clone_flags & CLONE_NEWNS) {
+    if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) {
+      Die(status_fd, "make / a slave mount");
+    }
+    if (::mount(p.rootfs.c_str(), p.rootfs.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+      Die(status_fd, "bind mount the rootfs " + p.rootfs);
+    }
+    for (const MountStep& m : p.mounts) {
+      struct stat st;
+      const bool file_bind =
+          (m.flags & MS_BIND) && ::stat(m.source.c_str(), &st) == 0 && !S_ISDIR(st.st_mode);
+      if (file_bind) {
+        MkdirAll(m.target.substr(0, m.target.rfind('/')));
+        Touch(m.target);
+      } else {
+        MkdirAll(m.target);
+      }
+      unsigned long flags = m.flags & ~(m.readonly_bind ? MS_RDONLY : 0);
+      if (::mount(m.source.c_str(), m.target.c_str(), m.type.c_str(), flags,
+                  m.data.empty() ? nullptr : m.data.c_str()) != 0) {
+        Die(status_fd, absl::StrCat(m.what, " on ", m.target));
+      }
+      if (m.readonly_bind && ::mount(nullptr, m.target.c_str(), nullptr,
+                                     MS_BIND | MS_REMOUNT | MS_RDONLY | flags, nullptr) != 0) {
+        Die(status_fd, absl::StrCat(m.what, ": read-only remount"));
+      }
+      if (m.propagation != 0 &&
+          ::mount(nullptr, m.target.c_str(), nullptr, m.propagation, nullptr) != 0) {
+        Die(status_fd, absl::StrCat(m.what, ": propagation"));
+      }
+    }
+    // The devices every container has, from the guest's /dev (a bind works in any namespace).
+    const std::string dev = p.rootfs + "/dev";
+    struct stat st;
+    if (::stat(dev.c_str(), &st) == 0) {
+      for (const std::string& node : p.dev_nodes) {
+        const std::string target = dev + "/" + node;
+        if (::stat(target.c_str(), &st) == 0 && S_ISCHR(st.st_mode)) continue;
+        Touch(target);
+        if (::mount(("/dev/" + node).c_str(), target.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+          Die(status_fd, "bind /dev/" + node);
+        }
+      }
+      for (auto [link, to] : {std::pair{"fd", "/proc/self/fd"},
+                              {"stdin", "/proc/self/fd/0"},
+                              {"stdout", "/proc/self/fd/1"},
+                              {"stderr", "/proc/self/fd/2"},
+                              {"ptmx", "pts/ptmx"}}) {
+        [[maybe_unused]] int r = ::symlink(to, (dev + "/" + link).c_str());
+      }
+    }
+    if (::chdir(p.rootfs.c_str()) != 0) Die(status_fd, "chdir " + p.rootfs);
+    if (::syscall(SYS_pivot_root, ".", ".") != 0) Die(status_fd, "pivot_root " + p.rootfs);
+    if (::umount2(".", MNT_DETACH) != 0) Die(status_fd, "detach the old root");
+    if (::chdir("/") != 0) Die(status_fd, "chdir /");
+    for (const std::string& path : p.masked) {
+      if (::stat(path.c_str(), &st) != 0) continue;
+      int r = S_ISDIR(st.st_mode) ? ::mount("tmpfs", path.c_str(), "tmpfs", MS_RDONLY, "size=0")
+                                  : ::mount("/dev/null", path.c_str(), nullptr, MS_BIND, nullptr);
+      if (r != 0) Die(status_fd, "mask " + path);
+    }
+    for (const std::string& path : p.readonly_paths) {
+      if (::stat(path.c_str(), &st) != 0) continue;
+      if (::mount(path.c_str(), path.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0 ||
+          ::mount(nullptr, path.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC,
+                  nullptr) != 0) {
+        Die(status_fd, "make " + path + " read-only");
+      }
+    }
+    if (p.readonly_root &&
+        ::mount(nullptr, "/", nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY, nullptr) != 0) {
+      Die(status_fd, "make the root read-only");
+    }
+  } else if (::chroot(p.rootfs.c_str()) != 0 || ::chdir("/") != 0) {
+    Die(status_fd, "chroot " + p.rootfs);
+  }
+  if (!p.hostname.empty() && ::sethostname(p.hostname.data(), p.hostname.size()) != 0) {
+    Die(status_fd, "sethostname " + p.hostname);
+  }
+  for (const auto& [resource, limit] : p.rlimits) {
+    if (::setrlimit(resource, &limit) != 0) Die(status_fd, "setrlimit");
+  }
+  if (p.oom_score_adj) {
+    int fd = ::open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    std::string v = std::to_string(*p.oom_score_adj);
+    if (fd < 0 || ::write(fd, v.data(), v.size()) < 0) Die(status_fd, "oom_score_adj");
+    ::close(fd);
+  }
+  // Without no_new_privileges, a filter must be loaded while the process may still do so.
+  if (p.seccomp && !p.no_new_privs && seccomp_load(p.seccomp) != 0) {
+    Die(status_fd, "load the seccomp filter");
+  }
+  if (p.caps) {
+    for (int cap = 0; cap <= CAP_LAST_CAP; ++cap) {
+      bool keep = false;
+      for (int b : p.bounding) keep |= b == cap;
+      if (!keep && ::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) {
+        Die(status_fd, "drop from the bounding set");
+      }
+    }
+    if (::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) Die(status_fd, "PR_SET_KEEPCAPS");
+  }
+  if (::setgroups(p.groups.size(), p.groups.data()) != 0) Die(status_fd, "setgroups");
+  if (::setresgid(p.gid, p.gid, p.gid) != 0) Die(status_fd, "setresgid");
+  if (::setresuid(p.uid, p.uid, p.uid) != 0) Die(status_fd, "setresuid");
+  if (p.caps) {
+    if (cap_set_proc(p.caps) != 0) Die(status_fd, "set capabilities");
+    for (int cap : p.ambient) {
+      if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, cap, 0, 0) != 0) {
+        Die(status_fd, "raise an ambient capability");
+      }
+    }
+  }
+  if (p.umask) ::umask(*p.umask);
+  if (p.no_new_privs && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
+    Die(status_fd, "no_new_privileges");
+  }
+  if (::chdir(p.cwd.c_str()) != 0) Die(status_fd, "chdir " + p.cwd);
+  std::vector<char*> argv, envp;
+  for (const std::string& a : p.args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  for (const std::string& e : p.env) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
+  // Ready: the parent returns from Create; the process waits for Start.
+  if (::write(status_fd, "R", 1) != 1) ::_exit(127);
+  char go;
+  ssize_t n;
+  do {
+    n = ::read(start_fd, &go, 1);
+  } while (n < 0 && errno == EINTR);
+  if (n != 1) ::_exit(127);  // the agent let go without starting it
+  if (p.seccomp && p.no_new_privs && seccomp_load(p.seccomp) != 0) {
+    Die(status_fd, "load the seccomp filter");
+  }
+  environ = envp.data();  // execvp searches the spec's PATH
+  ::execvp(argv[0], argv.data());
+  Die(status_fd, "exec " + p.args[0]);
+}
+
+}  // namespace
+
+absl::StatusOr<Container> Container::Create(const ContainerConfig& config) {
+  RETURN_IF_ERROR(config.spec.Validate());
+  ASSIGN_OR_RETURN(auto plan, MakePlan(config));
+  ASSIGN_OR_RETURN(Pipe status, MakePipe());
+  ASSIGN_OR_RETURN(Pipe start, MakePipe());
+  int pidfd = -1;
+  clone_args args{};
+  args.flags = static_cast<uint64_t>(plan->clone_flags) | CLONE_PIDFD;
+  args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
+  args.exit_signal = SIGCHLD;
+  long pid = ::syscall(SYS_clone3, &args, sizeof args);
+  if (pid < 0) return ErrnoError("clone3 the container init of " + config.id);
+  if (pid == 0) {
+    status.read.reset();
+    start.write.reset();
+    RunChild(*plan, config.stdio, status.write.get(), start.read.get());
+  }
+  status.write.reset();
+  start.read.reset();
+  Child init(static_cast<pid_t>(pid), Fd(pidfd));
+  std::string report;
+  char buf[512];
+  for (;;) {
+    ssize_t n = ::read(status.read.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    report.append(buf, static_cast<size_t>(n));
+    if (report == "R") break;
+  }
+  if (report != "R") {
+    (void)init.Wait(absl::Now() + absl::Seconds(5));
+    return absl::FailedPreconditionError(
+        absl::StrCat("container ", config.id, ": ",
+                     report.empty() ? "its init died while being set up" : report));
+  }
+  return Container(std::move(init), std::move(start.write));
+}
+
+absl::Status Container::Start() {
+  if (!start_.valid()) return absl::FailedPreconditionError("the container was started already");
+  ssize_t n = ::write(start_.get(), "s", 1);
+  start_.reset();
+  if (n != 1) return ErrnoError("start the container");
+  return absl::OkStatus();
+}
+
+}  // namespace runvm::agent

@@ -1,0 +1,57 @@
+// A container's init process, made from an OCI spec: new namespaces, the spec's mounts on the
+// rootfs, pivot_root, masked and read-only paths, hostname, rlimits, user and groups,
+// capabilities (libcap), no_new_privileges, seccomp (libseccomp), cwd and env; then it waits for
+// Start() and execs the process.
+//
+//   ASSIGN_OR_RETURN(Container c, Container::Create({.id = "c1", .rootfs = "/run/shared/c1",
+//                                                    .spec = spec, .stdio = {in, out, err}}));
+//   RETURN_IF_ERROR(c.Start());
+//   ASSIGN_OR_RETURN(ExitStatus st, c.Wait(absl::InfiniteFuture()));
+//
+// Everything that can fail is done before Create() returns, so a bad spec fails `create`, as in
+// runc, with the step and the cause ("mount /proc (proc) on .../proc: Permission denied").
+#ifndef RUNVM_AGENT_CONTAINER_H_
+#define RUNVM_AGENT_CONTAINER_H_
+
+#include <sys/types.h>
+
+#include <array>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "base/fd.h"
+#include "base/process.h"
+#include "proto/oci_spec.h"
+
+namespace runvm::agent {
+
+struct ContainerConfig {
+  std::string id;
+  std::string rootfs;  // absolute; spec.root.path is ignored
+  oci::Spec spec;
+  std::array<int, 3> stdio = {-1, -1, -1};  // the process's 0, 1, 2 (-1: /dev/null)
+};
+
+class Container {
+ public:
+  static absl::StatusOr<Container> Create(const ContainerConfig& config);
+
+  Container(Container&&) noexcept = default;
+  Container& operator=(Container&&) noexcept = default;
+
+  pid_t pid() const { return init_.pid(); }
+  // Lets the process exec. FailedPrecondition when it was started already.
+  absl::Status Start();
+  absl::Status Signal(int sig) { return init_.Signal(sig); }
+  absl::StatusOr<ExitStatus> Wait(absl::Time deadline) { return init_.Wait(deadline); }
+
+ private:
+  Container(Child init, Fd start) : init_(std::move(init)), start_(std::move(start)) {}
+  Child init_;
+  Fd start_;  // writing to it releases the process
+};
+
+}  // namespace runvm::agent
+
+#endif  // RUNVM_AGENT_CONTAINER_H_

@@ -1,0 +1,192 @@
+// The agent's container launcher on this host's kernel (real namespaces, mounts, pivot_root,
+// capabilities and seccomp; root needed), with a busybox rootfs made here: what the guest agent
+// does for `create` and `start`, checked where it can be watched closely.
+#include "agent/container.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "base/fd.h"
+#include "base/file.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
+
+namespace runvm::agent {
+namespace {
+
+using ::runvm::testing::IsOk;
+using ::runvm::testing::StatusIs;
+using ::runvm::testing::TempDir;
+using ::testing::HasSubstr;
+
+absl::Time Soon() { return absl::Now() + absl::Seconds(20); }
+
+std::string ReadAll(int fd) {
+  std::string s;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) s.append(buf, static_cast<size_t>(n));
+  return s;
+}
+
+class ContainerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root (namespaces, mounts)";
+    rootfs_ = dir_.path() + "/rootfs";
+    std::filesystem::create_directories(rootfs_ + "/bin");
+    for (const char* d : {"proc", "sys", "dev", "tmp", "etc"}) {
+      std::filesystem::create_directories(rootfs_ + "/" + d);
+    }
+    std::filesystem::permissions(rootfs_ + "/tmp", std::filesystem::perms::all);
+    std::filesystem::copy_file("/bin/busybox", rootfs_ + "/bin/busybox");
+    for (const char* applet : {"sh", "echo", "id", "cat", "grep", "hostname", "touch", "mkdir",
+                               "sleep", "pwd", "env", "ls"}) {
+      std::filesystem::create_symlink("busybox", rootfs_ + "/bin/" + applet);
+    }
+    spec_ = oci::DefaultSpec();
+    spec_.process.terminal = false;
+    spec_.process.env = {"PATH=/bin", "X=from-spec"};
+  }
+
+  struct Run {
+    int status = -1;
+    std::string out, err;
+  };
+  // Creates, starts and waits for a container running `script` in sh.
+  Run RunScript(const std::string& script) {
+    spec_.process.args = {"sh", "-c", script};
+    Run r;
+    absl::StatusOr<Pipe> out = MakePipe(), err = MakePipe();
+    EXPECT_THAT(out, IsOk());
+    absl::StatusOr<Container> c =
+        Container::Create({.id = "t",
+                           .rootfs = rootfs_,
+                           .spec = spec_,
+                           .stdio = {-1, out->write.get(), err->write.get()}});
+    EXPECT_THAT(c, IsOk());
+    if (!c.ok()) return r;
+    out->write.reset();
+    err->write.reset();
+    EXPECT_THAT(c->Start(), IsOk());
+    r.out = ReadAll(out->read.get());
+    r.err = ReadAll(err->read.get());
+    absl::StatusOr<ExitStatus> st = c->Wait(Soon());
+    EXPECT_THAT(st, IsOk());
+    if (st.ok()) r.status = st->ShellCode();
+    return r;
+  }
+
+  TempDir dir_;
+  std::string rootfs_;
+  oci::Spec spec_;
+};
+
+TEST_F(ContainerTest, StdoutStderrAndExitStatusAreTheProcesss) {
+  Run r = RunScript("echo to-out; echo to-err >&2; exit 3");
+  EXPECT_EQ(r.out, "to-out\n");
+  EXPECT_EQ(r.err, "to-err\n");
+  EXPECT_EQ(r.status, 3);
+}
+
+TEST_F(ContainerTest, ItIsPidOneWithItsHostnameInItsRootfs) {
+  spec_.hostname = "box1";
+  Run r = RunScript("echo $$; hostname; ls /");
+  EXPECT_EQ(r.out, "1\nbox1\nbin\ndev\netc\nproc\nsys\ntmp\n") << "its own root";
+  EXPECT_EQ(r.status, 0) << r.err;
+}
+
+TEST_F(ContainerTest, UserCwdAndEnvAreHonoured) {
+  spec_.process.user = {.uid = 1000, .gid = 1001, .additional_gids = {2000}};
+  spec_.process.cwd = "/tmp";
+  Run r = RunScript("id -u; id -g; id -G; pwd; echo $X");
+  EXPECT_EQ(r.out, "1000\n1001\n1001 2000\n/tmp\nfrom-spec\n") << r.err;
+}
+
+TEST_F(ContainerTest, AReadOnlyRootIsEnforced) {
+  spec_.root.readonly = true;
+  Run r = RunScript("touch /x && echo wrote");
+  EXPECT_NE(r.status, 0);
+  EXPECT_THAT(r.err, HasSubstr("Read-only file system"));
+}
+
+TEST_F(ContainerTest, ADroppedCapabilityIsAbsentFromCapEff) {
+  spec_.process.capabilities = oci::Capabilities{
+      .bounding = {"CAP_KILL"}, .effective = {"CAP_KILL"}, .permitted = {"CAP_KILL"}};
+  Run r = RunScript("grep CapEff /proc/self/status");
+  EXPECT_EQ(r.out, "CapEff:\t0000000000000020\n") << "CAP_KILL (5) only; " << r.err;
+}
+
+TEST_F(ContainerTest, ASeccompRuleDenyingASyscallIsEnforced) {
+  spec_.linux.seccomp = oci::Seccomp{
+      .default_action = "SCMP_ACT_ALLOW",
+      .architectures = {"SCMP_ARCH_X86_64"},
+      .syscalls = {{.names = {"mkdir", "mkdirat"}, .action = "SCMP_ACT_ERRNO", .errno_ret = 1}}};
+  spec_.root.readonly = false;
+  Run r = RunScript("mkdir /tmp/d || echo denied");
+  EXPECT_THAT(r.err, HasSubstr("Operation not permitted"));
+  EXPECT_EQ(r.out, "denied\n");
+}
+
+TEST_F(ContainerTest, RlimitsApply) {
+  spec_.process.rlimits = {{.type = "RLIMIT_NOFILE", .hard = 200, .soft = 100}};
+  Run r = RunScript("ulimit -n");
+  EXPECT_EQ(r.out, "100\n");
+}
+
+TEST_F(ContainerTest, NothingRunsBeforeStart) {
+  spec_.process.args = {"sh", "-c", "echo started"};
+  absl::StatusOr<Pipe> out = MakePipe();
+  ASSERT_THAT(out, IsOk());
+  ASSERT_OK_AND_ASSIGN(
+      Container c,
+      Container::Create(
+          {.id = "t", .rootfs = rootfs_, .spec = spec_, .stdio = {-1, out->write.get(), -1}}));
+  out->write.reset();
+  EXPECT_THAT(c.Wait(absl::Now() + absl::Milliseconds(200)),
+              StatusIs(absl::StatusCode::kDeadlineExceeded))
+      << "created, not started: still waiting";
+  ASSERT_THAT(c.Start(), IsOk());
+  EXPECT_THAT(c.Start(), StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_EQ(ReadAll(out->read.get()), "started\n");
+  EXPECT_THAT(c.Wait(Soon()), IsOk());
+}
+
+TEST_F(ContainerTest, ASignalReachesTheProcess) {
+  spec_.process.args = {"sh", "-c",
+                        "trap 'echo got-usr1; exit 7' USR1; while :; do sleep 0.05; done"};
+  absl::StatusOr<Pipe> out = MakePipe();
+  ASSERT_THAT(out, IsOk());
+  ASSERT_OK_AND_ASSIGN(
+      Container c,
+      Container::Create(
+          {.id = "t", .rootfs = rootfs_, .spec = spec_, .stdio = {-1, out->write.get(), -1}}));
+  out->write.reset();
+  ASSERT_THAT(c.Start(), IsOk());
+  absl::SleepFor(absl::Milliseconds(300));  // let sh install its trap
+  ASSERT_THAT(c.Signal(SIGUSR1), IsOk());
+  ASSERT_OK_AND_ASSIGN(ExitStatus st, c.Wait(Soon()));
+  EXPECT_EQ(st.ShellCode(), 7);
+  EXPECT_EQ(ReadAll(out->read.get()), "got-usr1\n");
+}
+
+TEST_F(ContainerTest, ABadSpecFailsCreateNamingTheStep) {
+  spec_.mounts.push_back({.destination = "/weird", .type = "nosuchfs", .source = "x"});
+  EXPECT_THAT(Container::Create({.id = "t", .rootfs = rootfs_, .spec = spec_}),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("container t: mount /weird (nosuchfs) on ")));
+  spec_ = oci::DefaultSpec();
+  spec_.process.args = {"/bin/nonexistent"};
+  spec_.process.cwd = "/nowhere";
+  EXPECT_THAT(Container::Create({.id = "t", .rootfs = rootfs_, .spec = spec_}),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("chdir /nowhere")));
+}
+
+}  // namespace
+}  // namespace runvm::agent
