@@ -1,5 +1,6 @@
 // The agent protocol: frames, typed bodies, and resynchronisation after a client died mid-frame.
 #include "proto/agent_protocol.h"
+#include "proto/io_frame.h"
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -149,3 +150,46 @@ TEST(AgentFrame, ALargeFrameInSmallPiecesIsDecodedAndNotRescanned) {
 
 }  // namespace
 }  // namespace runvm::agent_proto
+
+namespace runvm::io_frame {
+namespace {
+
+using ::runvm::testing::StatusIs;
+
+TEST(IoFrame, EveryKindRoundTripsThroughAByteByByteReader) {
+  std::string stream = Encode(kStdout, "out") + Encode(kStderr, std::string("e\0r", 3)) +
+                       Encode(kStdinClosed) + EncodeResize(24, 80) + EncodeExit(137);
+  Reader r;
+  std::vector<Frame> got;
+  for (char c : stream) {
+    r.Feed({&c, 1});
+    for (;;) {
+      absl::StatusOr<std::optional<Frame>> f = r.Next();
+      ASSERT_TRUE(f.ok()) << f.status();
+      if (!f->has_value()) break;
+      got.push_back(**f);
+    }
+  }
+  ASSERT_EQ(got.size(), 5u);
+  EXPECT_EQ(got[0].data, "out");
+  EXPECT_EQ(got[1].data, std::string("e\0r", 3));
+  EXPECT_EQ(got[2].kind, kStdinClosed);
+  EXPECT_EQ(got[3].data.size(), 4u);
+  ASSERT_OK_AND_ASSIGN(int status, ExitStatusOf(got[4]));
+  EXPECT_EQ(status, 137);
+  EXPECT_THAT(ExitStatusOf(got[0]), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(IoFrame, AnUnknownKindOrAHugeLengthEndsTheStream) {
+  Reader bad_kind;
+  bad_kind.Feed(std::string("\x09\0\0\0\0", 5));
+  EXPECT_THAT(bad_kind.Next(),
+              StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("unknown kind 9")));
+  Reader huge;
+  huge.Feed(std::string("\x02\x7f\xff\xff\xff", 5));
+  EXPECT_THAT(huge.Next(),
+              StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("over the limit")));
+}
+
+}  // namespace
+}  // namespace runvm::io_frame
