@@ -6,8 +6,13 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <dirent.h>
+#include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <csignal>
+#include <mutex>
+#include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -15,11 +20,13 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "agent/container.h"
 #include "base/deadline.h"
 #include "base/fd.h"
 #include "base/file.h"
 #include "base/process.h"
 #include "base/status.h"
+#include "proto/io_frame.h"
 
 namespace runvm::agent {
 namespace {
@@ -139,7 +146,239 @@ bool WriteAll(int fd, absl::string_view data) {
   return true;
 }
 
+// The virtio-serial port of that name, waited for: its node appears a few ms after the hotplug
+// and its name with a later uevent.
+absl::StatusOr<Fd> OpenVirtioPort(const std::string& name) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  do {
+    if (DIR* d = ::opendir("/sys/class/virtio-ports")) {
+      while (dirent* e = ::readdir(d)) {
+        absl::StatusOr<std::string> n =
+            ReadFile(absl::StrCat("/sys/class/virtio-ports/", e->d_name, "/name"), 256);
+        if (n.ok() && absl::StripAsciiWhitespace(*n) == name) {
+          std::string dev = absl::StrCat("/dev/", e->d_name);
+          ::closedir(d);
+          return OpenFile(dev, O_RDWR | O_CLOEXEC);
+        }
+      }
+      ::closedir(d);
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  } while (absl::Now() < deadline);
+  return absl::NotFoundError(absl::StrCat("no virtio-serial port named ", name));
+}
+
+// Writes all of `data` to a non-blocking port whose host may not be connected yet: waits for it
+// (the bytes stay in the process's pipes meanwhile) until `stop`.
+bool WriteToPort(int fd, absl::string_view data, const std::atomic<bool>& stop) {
+  while (!data.empty()) {
+    if (stop) return false;
+    ssize_t n = ::write(fd, data.data(), data.size());
+    if (n > 0) {
+      data.remove_prefix(static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno != EAGAIN && errno != EPIPE && errno != ENOTCONN) return false;
+    pollfd p{fd, POLLOUT, 0};
+    int r = ::poll(&p, 1, 100);
+    if (r > 0 && (p.revents & POLLHUP)) absl::SleepFor(absl::Milliseconds(100));  // no host yet
+  }
+  return true;
+}
+
 }  // namespace
+
+// A created container with its stdio relays.
+class RunningContainer {
+ public:
+  RunningContainer(Container c, Fd port, Fd stdin_w, Fd stdout_r, Fd stderr_r)
+      : container_(std::move(c)),
+        port_(std::move(port)),
+        stdin_w_(std::move(stdin_w)),
+        stdout_r_(std::move(stdout_r)),
+        stderr_r_(std::move(stderr_r)) {
+    output_ = std::thread([this] { RelayOutput(); });
+    input_ = std::thread([this] { RelayInput(); });
+  }
+  ~RunningContainer() {
+    if (!Exited()) (void)container_.Signal(SIGKILL);
+    // The exit frame is written if a host takes it within a moment; then the relays stop.
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait_for(lock, std::chrono::seconds(2), [&] { return output_done_; });
+    }
+    stop_ = true;
+    output_.join();
+    input_.join();
+  }
+  Container& container() { return container_; }
+  pid_t pid() const { return container_.pid(); }
+  bool Exited() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return exit_status_.has_value();
+  }
+  // The exit status once the process ended, waiting up to `timeout`.
+  std::optional<int> WaitExit(absl::Duration timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait_for(lock, absl::ToChronoMilliseconds(timeout),
+                 [&] { return exit_status_.has_value(); });
+    return exit_status_;
+  }
+
+ private:
+  void RelayOutput() {
+    pollfd p[2] = {{stdout_r_.get(), POLLIN, 0}, {stderr_r_.get(), POLLIN, 0}};
+    const io_frame::Kind kinds[2] = {io_frame::kStdout, io_frame::kStderr};
+    int open = 2;
+    bool host = true;
+    while (open > 0 && !stop_) {
+      if (::poll(p, 2, 100) <= 0) continue;
+      for (int i = 0; i < 2; ++i) {
+        if (p[i].fd < 0 || p[i].revents == 0) continue;
+        char buf[16384];
+        ssize_t n = ::read(p[i].fd, buf, sizeof buf);
+        if (n > 0) {
+          host =
+              host && WriteToPort(port_.get(), io_frame::Encode(kinds[i], {buf, size_t(n)}), stop_);
+        } else if (n == 0 || errno != EINTR) {
+          p[i].fd = -1;
+          --open;
+        }
+      }
+    }
+    absl::StatusOr<ExitStatus> exit = container_.Wait(absl::InfiniteFuture());
+    const int status = exit.ok() ? exit->ShellCode() : 255;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      exit_status_ = status;
+    }
+    cv_.notify_all();
+    if (host) (void)WriteToPort(port_.get(), io_frame::EncodeExit(status), stop_);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      output_done_ = true;
+    }
+    cv_.notify_all();
+  }
+
+  void RelayInput() {
+    io_frame::Reader reader;
+    while (!stop_) {
+      pollfd p{port_.get(), POLLIN, 0};
+      int r = ::poll(&p, 1, 100);
+      if (r <= 0) continue;
+      char buf[16384];
+      ssize_t n = (p.revents & POLLIN) ? ::read(port_.get(), buf, sizeof buf) : 0;
+      if (n <= 0) {
+        absl::SleepFor(absl::Milliseconds(100));  // no host right now
+        continue;
+      }
+      reader.Feed({buf, static_cast<size_t>(n)});
+      for (;;) {
+        absl::StatusOr<std::optional<io_frame::Frame>> f = reader.Next();
+        if (!f.ok()) {
+          stdin_w_.reset();
+          return;  // a broken stream: the process's stdin ends
+        }
+        if (!f->has_value()) break;
+        if ((*f)->kind == io_frame::kStdinClosed) {
+          stdin_w_.reset();
+        } else if ((*f)->kind == io_frame::kStdin && stdin_w_.valid()) {
+          std::atomic<bool> never(false);
+          if (!WriteToPort(stdin_w_.get(), (*f)->data, never)) stdin_w_.reset();
+        }
+      }
+    }
+  }
+
+  Container container_;
+  Fd port_, stdin_w_, stdout_r_, stderr_r_;
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<int> exit_status_;
+  bool output_done_ = false;
+  std::thread output_, input_;
+};
+
+Agent::Agent(AgentOptions options) : options_(std::move(options)) {
+  if (!options_.open_port) options_.open_port = OpenVirtioPort;
+}
+
+Agent::~Agent() = default;
+
+Message Agent::HandleContainer(const Message& request) {
+  using namespace agent_proto;
+  auto find = [&](const std::string& id) -> RunningContainer* {
+    auto it = containers_.find(id);
+    return it == containers_.end() ? nullptr : it->second.get();
+  };
+  auto unknown = [&](const std::string& id) {
+    return ErrorReply(request, absl::StrCat("container ", id, " does not exist"));
+  };
+  if (request.type == kCreateContainer) {
+    absl::StatusOr<CreateContainer> c = CreateContainerFrom(request);
+    if (!c.ok()) return ErrorReply(request, c.status().message());
+    if (find(c->id) != nullptr) {
+      return ErrorReply(request, absl::StrCat("container ", c->id, " already exists"));
+    }
+    absl::StatusOr<oci::Spec> spec = oci::ParseSpec(c->spec_json);
+    if (!spec.ok()) return ErrorReply(request, spec.status().message());
+    if (spec->process.terminal) {
+      return ErrorReply(request, "process.terminal: a terminal is not supported yet");
+    }
+    absl::StatusOr<Fd> port = options_.open_port(c->stdio_port);
+    if (!port.ok()) return ErrorReply(request, port.status().message());
+    const int flags = ::fcntl(port->get(), F_GETFL);
+    ::fcntl(port->get(), F_SETFL, flags | O_NONBLOCK);
+    absl::StatusOr<Pipe> in = MakePipe(), out = MakePipe(), err = MakePipe();
+    if (!in.ok() || !out.ok() || !err.ok()) return ErrorReply(request, "pipes");
+    absl::StatusOr<Container> created =
+        Container::Create({.id = c->id,
+                           .rootfs = c->rootfs,
+                           .spec = *spec,
+                           .stdio = {in->read.get(), out->write.get(), err->write.get()}});
+    if (!created.ok()) return ErrorReply(request, created.status().message());
+    const pid_t pid = created->pid();
+    containers_[c->id] = std::make_unique<RunningContainer>(
+        *std::move(created), *std::move(port), std::move(in->write), std::move(out->read),
+        std::move(err->read));
+    return {.type = kCreateContainer, .id = request.id, .fields = ToFields(Created{pid})};
+  }
+  if (request.type == kStartContainer || request.type == kDestroy) {
+    absl::StatusOr<ContainerRef> ref = ContainerRefFrom(request);
+    if (!ref.ok()) return ErrorReply(request, ref.status().message());
+    RunningContainer* rc = find(ref->id);
+    if (rc == nullptr) return unknown(ref->id);
+    if (request.type == kDestroy) {
+      containers_.erase(ref->id);  // kills it if it runs, and stops its relays
+    } else if (absl::Status st = rc->container().Start(); !st.ok()) {
+      return ErrorReply(request, st.message());
+    }
+    return {.type = request.type, .id = request.id};
+  }
+  if (request.type == kSignal) {
+    absl::StatusOr<SignalRequest> sig = SignalRequestFrom(request);
+    if (!sig.ok()) return ErrorReply(request, sig.status().message());
+    RunningContainer* rc = find(sig->id);
+    if (rc == nullptr) return unknown(sig->id);
+    if (rc->Exited())
+      return ErrorReply(request, absl::StrCat("container ", sig->id, " is not running"));
+    if (absl::Status st = rc->container().Signal(sig->signal); !st.ok()) {
+      return ErrorReply(request, st.message());
+    }
+    return {.type = kSignal, .id = request.id};
+  }
+  absl::StatusOr<WaitRequest> wait = WaitRequestFrom(request);
+  if (!wait.ok()) return ErrorReply(request, wait.status().message());
+  RunningContainer* rc = find(wait->id);
+  if (rc == nullptr) return unknown(wait->id);
+  std::optional<int> status = rc->WaitExit(absl::Milliseconds(wait->timeout_ms));
+  return {.type = kWait,
+          .id = request.id,
+          .fields = ToFields(WaitResult{status.has_value(), status.value_or(-1)})};
+}
 
 Message Agent::Handle(const Message& request) {
   using namespace agent_proto;
@@ -162,6 +401,10 @@ Message Agent::Handle(const Message& request) {
     absl::StatusOr<RunResult> result = RunCommand(*run, options_.max_output_bytes);
     if (!result.ok()) return ErrorReply(request, result.status().message());
     return {.type = kRun, .id = request.id, .fields = ToFields(*result)};
+  }
+  if (request.type == kCreateContainer || request.type == kStartContainer ||
+      request.type == kSignal || request.type == kWait || request.type == kDestroy) {
+    return HandleContainer(request);
   }
   return ErrorReply(request, "unknown request type");
 }

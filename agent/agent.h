@@ -3,15 +3,22 @@
 //   Agent agent({.version = "0.1"});
 //   RETURN_IF_ERROR(agent.ServePort(port_fd));   // the virtio-serial port; returns only on error
 //
-// Requests so far: hello, health, guest_details, run. Each is answered in order; a failed one
-// with an "error" message naming the request. The container requests (create, start, signal,
-// wait, exec, ...) and per-process stdio ports arrive with the rest of issue 7.
+// Requests: hello, health, guest_details, run; create_container, start_container, signal, wait,
+// destroy. Each is answered in order; a failed one with an "error" message naming the request.
+// A container's stdio is relayed between pipes and its own port (proto/io_frame.h) by two
+// threads; output waits in the pipes until the host connects, and the exit frame follows the
+// last byte of output.
 #ifndef RUNVM_AGENT_AGENT_H_
 #define RUNVM_AGENT_AGENT_H_
 
+#include <functional>
+#include <map>
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "base/fd.h"
 #include "proto/agent_protocol.h"
 
 namespace runvm::agent {
@@ -21,11 +28,17 @@ struct AgentOptions {
   std::string sysfs = "/sys";    // guest_details reads the memory block size and online CPUs here
   std::string procfs = "/proc";  // and MemTotal here
   size_t max_output_bytes = 1 << 20;  // per stream of a run; the rest is dropped
+  // Opens a container process's stdio port by name; default: the virtio-serial port of that
+  // name (/sys/class/virtio-ports/*/name), waited for a few seconds after its hotplug.
+  std::function<absl::StatusOr<Fd>(const std::string& name)> open_port;
 };
+
+class RunningContainer;  // agent.cc
 
 class Agent {
  public:
-  explicit Agent(AgentOptions options = {}) : options_(std::move(options)) {}
+  explicit Agent(AgentOptions options = {});
+  ~Agent();
 
   // One request, one response; never fails (a failure is an "error" response).
   agent_proto::Message Handle(const agent_proto::Message& request);
@@ -45,7 +58,10 @@ class Agent {
   // (a write could not be delivered).
   bool Answer(int fd, agent_proto::FrameReader& reader, const char* data, size_t n);
 
+  agent_proto::Message HandleContainer(const agent_proto::Message& request);
+
   AgentOptions options_;
+  std::map<std::string, std::unique_ptr<RunningContainer>> containers_;
 };
 
 }  // namespace runvm::agent

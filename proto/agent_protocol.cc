@@ -238,4 +238,71 @@ absl::StatusOr<Error> ErrorFrom(const Message& m) {
   return v;
 }
 
+Json ToFields(const CreateContainer& v) {
+  return {{"container", v.id},
+          {"rootfs", v.rootfs},
+          {"spec", v.spec_json},
+          {"stdio_port", v.stdio_port}};
+}
+Json ToFields(const ContainerRef& v) { return {{"container", v.id}}; }
+Json ToFields(const SignalRequest& v) { return {{"container", v.id}, {"signal", v.signal}}; }
+Json ToFields(const WaitRequest& v) { return {{"container", v.id}, {"timeout_ms", v.timeout_ms}}; }
+Json ToFields(const WaitResult& v) {
+  return {{"exited", v.exited}, {"exit_status", v.exit_status}};
+}
+Json ToFields(const Created& v) { return {{"pid", v.pid}}; }
+
+absl::StatusOr<CreateContainer> CreateContainerFrom(const Message& m) {
+  RETURN_IF_ERROR(Expect(m, kCreateContainer));
+  CreateContainer v;
+  ASSIGN_OR_RETURN(v.id, Str(m, "container"));
+  ASSIGN_OR_RETURN(v.rootfs, Str(m, "rootfs"));
+  ASSIGN_OR_RETURN(v.spec_json, Str(m, "spec"));
+  ASSIGN_OR_RETURN(v.stdio_port, Str(m, "stdio_port"));
+  return v;
+}
+
+absl::StatusOr<ContainerRef> ContainerRefFrom(const Message& m) {
+  if (m.type != kStartContainer && m.type != kDestroy) RETURN_IF_ERROR(Expect(m, kDestroy));
+  ContainerRef v;
+  ASSIGN_OR_RETURN(v.id, Str(m, "container"));
+  return v;
+}
+
+absl::StatusOr<SignalRequest> SignalRequestFrom(const Message& m) {
+  RETURN_IF_ERROR(Expect(m, kSignal));
+  SignalRequest v;
+  ASSIGN_OR_RETURN(v.id, Str(m, "container"));
+  int64_t sig = 0;
+  ASSIGN_OR_RETURN(sig, Int(m, "signal"));
+  if (sig <= 0 || sig > 64) return Bad(m, "signal", "a signal number 1..64");
+  v.signal = static_cast<int>(sig);
+  return v;
+}
+
+absl::StatusOr<WaitRequest> WaitRequestFrom(const Message& m) {
+  RETURN_IF_ERROR(Expect(m, kWait));
+  WaitRequest v;
+  ASSIGN_OR_RETURN(v.id, Str(m, "container"));
+  ASSIGN_OR_RETURN(v.timeout_ms, Int(m, "timeout_ms"));
+  return v;
+}
+
+absl::StatusOr<WaitResult> WaitResultFrom(const Message& m) {
+  RETURN_IF_ERROR(Expect(m, kWait));
+  WaitResult v;
+  ASSIGN_OR_RETURN(v.exited, Bool(m, "exited"));
+  int64_t status = 0;
+  ASSIGN_OR_RETURN(status, Int(m, "exit_status"));
+  v.exit_status = static_cast<int>(status);
+  return v;
+}
+
+absl::StatusOr<Created> CreatedFrom(const Message& m) {
+  RETURN_IF_ERROR(Expect(m, kCreateContainer));
+  Created v;
+  ASSIGN_OR_RETURN(v.pid, Int(m, "pid"));
+  return v;
+}
+
 }  // namespace runvm::agent_proto

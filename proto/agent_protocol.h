@@ -41,6 +41,11 @@ inline constexpr char kHealth[] = "health";
 inline constexpr char kGuestDetails[] = "guest_details";
 inline constexpr char kRun[] = "run";
 inline constexpr char kError[] = "error";
+inline constexpr char kCreateContainer[] = "create_container";
+inline constexpr char kStartContainer[] = "start_container";
+inline constexpr char kSignal[] = "signal";
+inline constexpr char kWait[] = "wait";
+inline constexpr char kDestroy[] = "destroy";
 
 struct Message {
   std::string type;
@@ -108,6 +113,32 @@ struct RunResult {
 struct Error {
   std::string message;
 };
+// Creates a container's init, stopped before exec; its stdio goes over the port named
+// `stdio_port` (proto/io_frame.h), which the host hot-plugged before asking.
+struct CreateContainer {
+  std::string id;
+  std::string rootfs;     // in the guest
+  std::string spec_json;  // the OCI spec (root.path is ignored: rootfs is)
+  std::string stdio_port;
+};
+struct ContainerRef {  // start_container, destroy
+  std::string id;
+};
+struct SignalRequest {
+  std::string id;
+  int signal = 15;
+};
+struct WaitRequest {
+  std::string id;
+  int64_t timeout_ms = 0;  // 0: answer at once
+};
+struct WaitResult {
+  bool exited = false;
+  int exit_status = -1;  // shell convention, when exited
+};
+struct Created {
+  int64_t pid = 0;  // in the guest
+};
 
 nlohmann::json ToFields(const Hello& v);
 nlohmann::json ToFields(const HelloReply& v);
@@ -115,6 +146,12 @@ nlohmann::json ToFields(const GuestDetails& v);
 nlohmann::json ToFields(const RunRequest& v);
 nlohmann::json ToFields(const RunResult& v);
 nlohmann::json ToFields(const Error& v);
+nlohmann::json ToFields(const CreateContainer& v);
+nlohmann::json ToFields(const ContainerRef& v);
+nlohmann::json ToFields(const SignalRequest& v);
+nlohmann::json ToFields(const WaitRequest& v);
+nlohmann::json ToFields(const WaitResult& v);
+nlohmann::json ToFields(const Created& v);
 
 absl::StatusOr<Hello> HelloFrom(const Message& m);
 absl::StatusOr<HelloReply> HelloReplyFrom(const Message& m);
@@ -122,6 +159,12 @@ absl::StatusOr<GuestDetails> GuestDetailsFrom(const Message& m);
 absl::StatusOr<RunRequest> RunRequestFrom(const Message& m);
 absl::StatusOr<RunResult> RunResultFrom(const Message& m);
 absl::StatusOr<Error> ErrorFrom(const Message& m);
+absl::StatusOr<CreateContainer> CreateContainerFrom(const Message& m);
+absl::StatusOr<ContainerRef> ContainerRefFrom(const Message& m);  // start_container, destroy
+absl::StatusOr<SignalRequest> SignalRequestFrom(const Message& m);
+absl::StatusOr<WaitRequest> WaitRequestFrom(const Message& m);
+absl::StatusOr<WaitResult> WaitResultFrom(const Message& m);
+absl::StatusOr<Created> CreatedFrom(const Message& m);
 
 }  // namespace runvm::agent_proto
 

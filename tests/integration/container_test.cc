@@ -3,6 +3,14 @@
 // does for `create` and `start`, checked where it can be watched closely.
 #include "agent/container.h"
 
+#include <sys/socket.h>
+
+#include <memory>
+#include <optional>
+
+#include "agent/agent.h"
+#include "proto/io_frame.h"
+
 #include <signal.h>
 #include <unistd.h>
 
@@ -186,6 +194,149 @@ TEST_F(ContainerTest, ABadSpecFailsCreateNamingTheStep) {
   spec_.process.cwd = "/nowhere";
   EXPECT_THAT(Container::Create({.id = "t", .rootfs = rootfs_, .spec = spec_}),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("chdir /nowhere")));
+}
+
+// ---- the same through the agent's requests, with stdio on a port ----
+
+class AgentContainerTest : public ContainerTest {
+ protected:
+  void SetUp() override {
+    ContainerTest::SetUp();
+    if (IsSkipped()) return;
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    shim_ = Fd(sv[0]);
+    auto guest_end = std::make_shared<Fd>(sv[1]);
+    agent_.emplace(
+        AgentOptions{.open_port = [guest_end](const std::string& name) -> absl::StatusOr<Fd> {
+          if (name != "io-c1") return absl::NotFoundError("no port " + name);
+          return Fd(::dup(guest_end->get()));
+        }});
+  }
+  agent_proto::Message Ask(agent_proto::Message m) { return agent_->Handle(m); }
+  agent_proto::Message Create(const std::string& script) {
+    spec_.process.args = {"sh", "-c", script};
+    return Ask({.type = agent_proto::kCreateContainer,
+                .id = 1,
+                .fields = agent_proto::ToFields(
+                    agent_proto::CreateContainer{.id = "c1",
+                                                 .rootfs = rootfs_,
+                                                 .spec_json = oci::SpecToJson(spec_),
+                                                 .stdio_port = "io-c1"})});
+  }
+  agent_proto::Message Ref(const char* type) {
+    return Ask(
+        {.type = type, .id = 2, .fields = agent_proto::ToFields(agent_proto::ContainerRef{"c1"})});
+  }
+  // Reads frames from the port until the exit frame.
+  struct Io {
+    std::string out, err;
+    int status = -1;
+  };
+  Io ReadUntilExit() {
+    Io io;
+    io_frame::Reader reader;
+    const absl::Time deadline = Soon();
+    while (absl::Now() < deadline) {
+      char buf[4096];
+      ssize_t n = ::read(shim_.get(), buf, sizeof buf);
+      if (n <= 0) break;
+      reader.Feed({buf, static_cast<size_t>(n)});
+      for (;;) {
+        absl::StatusOr<std::optional<io_frame::Frame>> f = reader.Next();
+        if (!f.ok() || !f->has_value()) break;
+        if ((*f)->kind == io_frame::kStdout) io.out += (*f)->data;
+        if ((*f)->kind == io_frame::kStderr) io.err += (*f)->data;
+        if ((*f)->kind == io_frame::kExit) {
+          io.status = *io_frame::ExitStatusOf(**f);
+          return io;
+        }
+      }
+    }
+    return io;
+  }
+  void Send(const std::string& bytes) {
+    ASSERT_EQ(::write(shim_.get(), bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+  }
+
+  Fd shim_;
+  std::optional<Agent> agent_;
+};
+
+TEST_F(AgentContainerTest, OutputErrorAndStatusTravelOnThePortAfterStart) {
+  agent_proto::Message created = Create("echo out; echo err >&2; exit 3");
+  ASSERT_EQ(created.type, agent_proto::kCreateContainer) << created.fields.dump();
+  ASSERT_OK_AND_ASSIGN(agent_proto::Created c, agent_proto::CreatedFrom(created));
+  EXPECT_GT(c.pid, 0);
+  agent_proto::Message waited =
+      Ask({.type = agent_proto::kWait,
+           .id = 3,
+           .fields = agent_proto::ToFields(agent_proto::WaitRequest{"c1", 0})});
+  ASSERT_OK_AND_ASSIGN(agent_proto::WaitResult before, agent_proto::WaitResultFrom(waited));
+  EXPECT_FALSE(before.exited) << "created, not started";
+  EXPECT_EQ(Ref(agent_proto::kStartContainer).type, agent_proto::kStartContainer);
+  Io io = ReadUntilExit();
+  EXPECT_EQ(io.out, "out\n");
+  EXPECT_EQ(io.err, "err\n");
+  EXPECT_EQ(io.status, 3);
+  waited = Ask({.type = agent_proto::kWait,
+                .id = 4,
+                .fields = agent_proto::ToFields(agent_proto::WaitRequest{"c1", 5000})});
+  ASSERT_OK_AND_ASSIGN(agent_proto::WaitResult after, agent_proto::WaitResultFrom(waited));
+  EXPECT_TRUE(after.exited);
+  EXPECT_EQ(after.exit_status, 3);
+  EXPECT_EQ(Ref(agent_proto::kDestroy).type, agent_proto::kDestroy);
+  EXPECT_EQ(Ref(agent_proto::kStartContainer).type, agent_proto::kError) << "gone";
+}
+
+TEST_F(AgentContainerTest, StdinIsPipedToTheProcessUntilTheHostClosesIt) {
+  ASSERT_EQ(Create("cat; echo done").type, agent_proto::kCreateContainer);
+  Ref(agent_proto::kStartContainer);
+  Send(io_frame::Encode(io_frame::kStdin, "piped "));
+  Send(io_frame::Encode(io_frame::kStdin, "in\n"));
+  Send(io_frame::Encode(io_frame::kStdinClosed));
+  Io io = ReadUntilExit();
+  EXPECT_EQ(io.out, "piped in\ndone\n");
+  EXPECT_EQ(io.status, 0);
+}
+
+TEST_F(AgentContainerTest, SignalsReachTheProcessAndAKilledOneReports128PlusSignal) {
+  ASSERT_EQ(Create("trap 'echo usr1' USR1; while :; do sleep 0.05; done").type,
+            agent_proto::kCreateContainer);
+  Ref(agent_proto::kStartContainer);
+  absl::SleepFor(absl::Milliseconds(300));  // let sh install its trap
+  auto signal = [&](int sig) {
+    return Ask({.type = agent_proto::kSignal,
+                .id = 5,
+                .fields = agent_proto::ToFields(agent_proto::SignalRequest{"c1", sig})});
+  };
+  EXPECT_EQ(signal(SIGUSR1).type, agent_proto::kSignal);
+  absl::SleepFor(absl::Milliseconds(300));  // sh runs the trap once its sleep ends
+  EXPECT_EQ(signal(SIGKILL).type, agent_proto::kSignal);
+  Io io = ReadUntilExit();
+  EXPECT_EQ(io.out, "usr1\n");
+  EXPECT_EQ(io.status, 128 + SIGKILL);
+  agent_proto::Message again = signal(SIGTERM);
+  EXPECT_EQ(again.type, agent_proto::kError);
+  EXPECT_THAT(again.fields.value("message", ""), HasSubstr("container c1 is not running"));
+}
+
+TEST_F(AgentContainerTest, BadRequestsAreErrorsNamingTheCause) {
+  spec_.process.terminal = true;
+  agent_proto::Message m = Create("true");
+  EXPECT_EQ(m.type, agent_proto::kError);
+  EXPECT_THAT(m.fields.value("message", ""), HasSubstr("terminal is not supported yet"));
+  spec_.process.terminal = false;
+  m = Ask({.type = agent_proto::kCreateContainer,
+           .id = 1,
+           .fields = agent_proto::ToFields(
+               agent_proto::CreateContainer{.id = "c2",
+                                            .rootfs = rootfs_,
+                                            .spec_json = oci::SpecToJson(spec_),
+                                            .stdio_port = "io-nope"})});
+  EXPECT_THAT(m.fields.value("message", ""), HasSubstr("no port io-nope"));
+  EXPECT_THAT(Ref(agent_proto::kDestroy).fields.value("message", ""),
+              HasSubstr("container c1 does not exist"));
 }
 
 }  // namespace
