@@ -3,12 +3,14 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <csignal>
@@ -73,7 +75,37 @@ absl::Status CheckReadable(absl::string_view key, const std::string& path) {
   return ErrnoError(absl::StrCat("hypervisor.qemu.", key, " ", path));
 }
 
+// The mount points at or below `dir` (from /proc/self/mountinfo, octal escapes decoded).
+std::vector<std::string> MountsBelow(const std::string& dir) {
+  std::vector<std::string> found;
+  absl::StatusOr<std::string> info = ReadFile("/proc/self/mountinfo", 8 << 20);
+  if (!info.ok()) return found;
+  for (absl::string_view line : absl::StrSplit(*info, '\n', absl::SkipEmpty())) {
+    std::vector<absl::string_view> f = absl::StrSplit(line, ' ');
+    if (f.size() < 5) continue;
+    std::string point;
+    for (size_t i = 0; i < f[4].size(); ++i) {
+      if (f[4][i] == '\\' && i + 3 < f[4].size()) {
+        point.push_back(static_cast<char>((f[4][i + 1] - '0') * 64 + (f[4][i + 2] - '0') * 8 +
+                                          (f[4][i + 3] - '0')));
+        i += 3;
+      } else {
+        point.push_back(f[4][i]);
+      }
+    }
+    if (point == dir || absl::StartsWith(point, dir + "/")) found.push_back(point);
+  }
+  // Deepest first.
+  std::sort(found.begin(), found.end(),
+            [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+  return found;
+}
+
+// Removes a run directory, after unmounting whatever is mounted in it (the shared directory,
+// container rootfs bound into it). Never removes through a mount: if one stays, so does the tree.
 void RemoveTree(const std::string& dir) {
+  for (const std::string& point : MountsBelow(dir)) ::umount2(point.c_str(), MNT_DETACH);
+  if (!MountsBelow(dir).empty()) return;
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
 }
@@ -248,6 +280,13 @@ absl::StatusOr<RunningVm> StartVm(const VmSpec& spec) {
   if (vm.shared_dir.empty()) {
     vm.shared_dir = vm.run_dir + "/shared";
     if (::mkdir(vm.shared_dir.c_str(), 0700) != 0) return ErrnoError("mkdir " + vm.shared_dir);
+    // A shared mount of its own, so that what is bound into it later (a container's rootfs)
+    // reaches virtiofsd, whose mount namespace is a slave of the host's: with / private (as
+    // here) nothing mounted after virtiofsd started would.
+    if (::mount(vm.shared_dir.c_str(), vm.shared_dir.c_str(), nullptr, MS_BIND, nullptr) != 0 ||
+        ::mount(nullptr, vm.shared_dir.c_str(), nullptr, MS_SHARED, nullptr) != 0) {
+      return ErrnoError("make " + vm.shared_dir + " a shared mount");
+    }
   }
   in.shared_dir = vm.shared_dir;
   ASSIGN_OR_RETURN(std::vector<std::string> argv, BuildCommandLine(c, in));

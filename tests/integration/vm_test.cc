@@ -4,6 +4,7 @@
 #include "hypervisor/qemu/vm_record.h"
 
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -128,6 +129,25 @@ TEST_F(VmTest, VirtioFsSharesFilesWithTheGuest) {
   EXPECT_EQ(r.output, "written on the host");
   ASSERT_THAT(StopVm(vm), IsOk());
   ExpectNothingLeft(vm);
+}
+
+TEST_F(VmTest, ADirectoryBoundIntoTheShareAfterBootReachesTheGuestAndSurvivesStop) {
+  // How a container's rootfs gets into a running sandbox: bound into the shared directory.
+  TempDir bundle;
+  bundle.Write("rootfs/marker", "from the bundle\n");
+  ASSERT_OK_AND_ASSIGN(RunningVm vm, StartVm(Spec()));
+  ASSERT_OK_AND_ASSIGN(GuestShell shell, GuestShell::Connect(vm.agent_socket(), Boot()));
+  const std::string target = vm.shared_dir + "/c1";
+  ASSERT_EQ(::mkdir(target.c_str(), 0755), 0);
+  ASSERT_EQ(::mount((bundle.path() + "/rootfs").c_str(), target.c_str(), nullptr, MS_BIND, nullptr),
+            0)
+      << std::strerror(errno);
+  ASSERT_OK_AND_ASSIGN(GuestResult r, shell.Run("cat /run/shared/c1/marker", Boot()));
+  EXPECT_EQ(r.output, "from the bundle");
+  ASSERT_THAT(StopVm(vm), IsOk());
+  ExpectNothingLeft(vm);
+  EXPECT_EQ(ReadFile(bundle.path() + "/rootfs/marker").value_or(""), "from the bundle\n")
+      << "stop unmounts; it never removes through a mount";
 }
 
 TEST_F(VmTest, BootsFromTheNvdimmImage) {
