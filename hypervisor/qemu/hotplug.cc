@@ -53,8 +53,8 @@ constexpr int64_t kNvdimmAlignBytes = 2 * kMiB;
 
 // The prefixes of the device ids NextId hands out ("blk3", "cpu7"), and of the backends named
 // after them ("drive-blk3", "mem-dimm2", "char-vublk5").
-constexpr absl::string_view kIdPrefixes[] = {"sd",   "blk", "nv",   "vublk",    "net",
-                                             "vfio", "cpu", "dimm", "virtiomem"};
+constexpr absl::string_view kIdPrefixes[] = {"sd",   "blk", "nv",   "vublk",     "net",
+                                             "vfio", "cpu", "dimm", "virtiomem", "port"};
 constexpr absl::string_view kBackendPrefixes[] = {"drive-", "mem-", "char-"};
 
 // The index of a hot-plug device id, or -1 for any other id (cold-plugged devices, bridges).
@@ -476,6 +476,52 @@ absl::StatusOr<PluggedDevice> Hotplug::AddNic(const NicRequest& request) {
                  {"addr", Hex2(d.slot)},
                  {"mq", true},
                  {"vectors", 2 * queues + 2}},
+                steps);
+}
+
+absl::StatusOr<PluggedDevice> Hotplug::AddSerialPort(const std::string& name) {
+  const std::string what = absl::StrCat("serial port ", name);
+  if (name.empty() || name.size() > 64 || name == kAgentPortName) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": not a usable port name"));
+  }
+  RETURN_IF_ERROR(FinishPendingUnplugs());
+  std::set<int> used;
+  for (const PluggedDevice& d : vm_.hotplug.devices) {
+    if (d.kind != kKindSerialPort) continue;
+    if (d.guest_address == name) {
+      return absl::AlreadyExistsError(absl::StrCat(what, ": already plugged as ", d.id));
+    }
+    used.insert(d.slot);
+  }
+  // Port 0 is the console's, 1 the agent's.
+  int nr = 2;
+  while (used.count(nr) != 0) ++nr;
+  if (nr >= kSerialMaxPorts) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(what, ": all ", kSerialMaxPorts - 2, " serial ports are in use"));
+  }
+  PluggedDevice d{.id = NextId("port"),
+                  .kind = kKindSerialPort,
+                  .bus = "serial0.0",
+                  .slot = nr,
+                  .guest_address = name};
+  d.source = absl::StrCat(vm_.run_dir, "/", d.id, ".sock");
+  d.chardev = "char-" + d.id;
+  Steps steps(*this);
+  Json backend = {{"type", "socket"},
+                  {"data",
+                   {{"addr", {{"type", "unix"}, {"data", {{"path", d.source}}}}},
+                    {"server", true},
+                    {"wait", false}}}};
+  RETURN_IF_ERROR(AddBackend(steps, d, "chardev-add", {{"id", d.chardev}, {"backend", backend}},
+                             "chardev " + d.chardev, "chardev-remove", {{"id", d.chardev}}));
+  return Commit(d,
+                {{"driver", "virtserialport"},
+                 {"id", d.id},
+                 {"bus", d.bus},
+                 {"nr", nr},
+                 {"chardev", d.chardev},
+                 {"name", name}},
                 steps);
 }
 

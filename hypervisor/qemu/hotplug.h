@@ -107,8 +107,12 @@ class Hotplug {
   // Adds at least `mib` MiB of guest memory, rounded up to the memory block size: a pc-dimm, or
   // with enable_virtio_mem the requested size of the sandbox's virtio-mem device.
   absl::StatusOr<MemoryResult> AddMemory(int64_t mib);
-  // Unplugs a recorded device (disk, NIC, VFIO function, memory). A guest refusal is an error and
-  // tears nothing down; a timeout leaves the device recorded as unplug pending (DeadlineExceeded).
+  // A virtio-serial port the guest sees as `name` (/sys/class/virtio-ports/*/name), backed by a
+  // unix socket QEMU listens on (the device's `source`): a container process's stdio.
+  absl::StatusOr<PluggedDevice> AddSerialPort(const std::string& name);
+  // Unplugs a recorded device (disk, NIC, VFIO function, memory, serial port). A guest refusal is
+  // an error and tears nothing down; a timeout leaves the device recorded as unplug pending
+  // (DeadlineExceeded).
   absl::Status Remove(const std::string& id);
   // Finishes pending unplugs whose devices QEMU no longer has. Every other call does this first.
   absl::Status FinishPendingUnplugs();

@@ -22,6 +22,7 @@ inline constexpr char kKindVfio[] = "vfio";
 inline constexpr char kKindDimm[] = "pc-dimm";
 inline constexpr char kKindVirtioMem[] = "virtio-mem";
 inline constexpr char kKindCpu[] = "cpu";
+inline constexpr char kKindSerialPort[] = "virtserialport";
 
 struct PluggedDevice {
   std::string id;    // the QEMU device id ("blk0", "net1", "dimm2", "cpu-1-0-0")

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "base/unix_socket.h"
 #include "gtest/gtest.h"
 #include "hypervisor/qmp/client.h"
 #include "tests/testing/guest_shell.h"
@@ -129,6 +130,36 @@ TEST_F(HotplugVmTest, DiskAppearsAtItsPciPathWithItsSizeAndGoesOnUnplug) {
             "");
   ASSERT_OK_AND_ASSIGN(Json blocks, qmp_->Execute("query-named-block-nodes", nullptr, Soon()));
   for (const Json& b : blocks) EXPECT_NE(b.value("node-name", ""), d.node_name);
+}
+
+TEST_F(HotplugVmTest, SerialPortCarriesBytesBothWaysAndGoesOnUnplug) {
+  Boot();
+  ASSERT_OK_AND_ASSIGN(PluggedDevice port, hotplug_->AddSerialPort("io-test"));
+  // The guest finds it by name (the name arrives with a later uevent).
+  const std::string find =
+      "for p in /sys/class/virtio-ports/*; do [ \"$(cat $p/name)\" = io-test ] && "
+      "echo /dev/${p##*/}; done";
+  std::string dev;
+  for (int i = 0; i < 100 && dev.empty(); ++i) dev = Guest(find);
+  ASSERT_FALSE(dev.empty());
+  ASSERT_OK_AND_ASSIGN(Fd host, ConnectUnix(port.source));
+  // Guest to host: the write waits for the host, which is connected.
+  Guest("echo from-guest > " + dev);
+  std::string got;
+  char buf[64];
+  while (got.find('\n') == std::string::npos) {
+    ssize_t n = ::read(host.get(), buf, sizeof buf);
+    ASSERT_GT(n, 0);
+    got.append(buf, static_cast<size_t>(n));
+  }
+  EXPECT_EQ(got, "from-guest\n");
+  // Host to guest.
+  ASSERT_EQ(::write(host.get(), "from-host\n", 10), 10);
+  EXPECT_EQ(Guest("head -n 1 " + dev), "from-host");
+  host.reset();
+  ASSERT_THAT(hotplug_->Remove(port.id), IsOk());
+  EXPECT_EQ(Guest(find), "");
+  EXPECT_NE(::access(port.source.c_str(), F_OK), 0) << "QEMU removed its socket";
 }
 
 TEST_F(HotplugVmTest, NicAppearsWithItsMacAndGoesOnUnplug) {
