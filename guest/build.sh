@@ -39,11 +39,16 @@ if [ -z "$kpkg" ]; then
 fi
 kver=$(apt-cache policy "$kpkg" | awk '/Candidate:/{print $2}')
 src=$(cd "$here/.." && pwd)
-# The agent's sources: everything the static link below compiles, and their headers.
-agent_sources=("$src"/agent/*.cc "$src"/proto/agent_protocol.cc "$src"/proto/oci_spec.cc
-  "$src"/base/*.cc)
-agent_inputs=("${agent_sources[@]}" "$src"/agent/*.h "$src"/proto/agent_protocol.h
-  "$src"/proto/oci_spec.h "$src"/base/*.h)
+# The agent's sources: everything the static link below compiles, and their headers (the proto/
+# files the agent uses are named).
+agent_proto=(agent_protocol io_frame oci_spec)
+agent_sources=("$src"/agent/*.cc "$src"/base/*.cc)
+agent_inputs=("$src"/agent/*.h "$src"/base/*.h)
+for f in "${agent_proto[@]}"; do
+  agent_sources+=("$src/proto/$f.cc")
+  agent_inputs+=("$src/proto/$f.h")
+done
+agent_inputs+=("${agent_sources[@]}")
 inputs=$(cat "$here/init" "$here/hotplug" "$here/image-loader-init" "$here/build.sh" /bin/busybox \
   "${agent_inputs[@]}" | sha256sum | cut -c1-16)
 stamp="$kpkg $kver $inputs"
