@@ -400,8 +400,18 @@ void Touch(const std::string& path) {
       }
     }
     if (::chdir(p.rootfs.c_str()) != 0) Die(status_fd, "chdir " + p.rootfs);
-    if (::syscall(SYS_pivot_root, ".", ".") != 0) Die(status_fd, "pivot_root " + p.rootfs);
-    if (::umount2(".", MNT_DETACH) != 0) Die(status_fd, "detach the old root");
+    if (::syscall(SYS_pivot_root, ".", ".") == 0) {
+      if (::umount2(".", MNT_DETACH) != 0) Die(status_fd, "detach the old root");
+    } else if (errno == EINVAL) {
+      // The root is the initramfs, which cannot be pivoted away from (the guest boots from
+      // one): move the rootfs over / and chroot into it, as runc's --no-pivot does.
+      if (::mount(p.rootfs.c_str(), "/", nullptr, MS_MOVE, nullptr) != 0) {
+        Die(status_fd, "move the rootfs over /");
+      }
+      if (::chroot(".") != 0) Die(status_fd, "chroot into the rootfs");
+    } else {
+      Die(status_fd, "pivot_root " + p.rootfs);
+    }
     if (::chdir("/") != 0) Die(status_fd, "chdir /");
     for (const std::string& path : p.masked) {
       if (::stat(path.c_str(), &st) != 0) continue;

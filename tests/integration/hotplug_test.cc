@@ -2,9 +2,12 @@
 // path with its size, a NIC with its MAC, more vCPUs and memory; unplug and the bridge limits.
 #include "hypervisor/qemu/hotplug.h"
 
+#include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <optional>
 
 #include "absl/strings/numbers.h"
@@ -14,6 +17,8 @@
 #include "base/unix_socket.h"
 #include "gtest/gtest.h"
 #include "hypervisor/qmp/client.h"
+#include "proto/io_frame.h"
+#include "proto/oci_spec.h"
 #include "tests/testing/guest_shell.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
@@ -160,6 +165,71 @@ TEST_F(HotplugVmTest, SerialPortCarriesBytesBothWaysAndGoesOnUnplug) {
   ASSERT_THAT(hotplug_->Remove(port.id), IsOk());
   EXPECT_EQ(Guest(find), "");
   EXPECT_NE(::access(port.source.c_str(), F_OK), 0) << "QEMU removed its socket";
+}
+
+TEST_F(HotplugVmTest, AContainerRunsInTheGuestWithItsStdioOnAHotpluggedPort) {
+  Boot();
+  // A busybox rootfs, bound into the share the guest sees over virtio-fs.
+  const std::string rootfs = dir_.path() + "/bundle/rootfs";
+  for (const char* d : {"bin", "proc", "sys", "dev", "tmp"}) {
+    std::filesystem::create_directories(rootfs + "/" + d);
+  }
+  std::filesystem::copy_file("/bin/busybox", rootfs + "/bin/busybox");
+  for (const char* applet : {"sh", "uname", "echo", "cat"}) {
+    std::filesystem::create_symlink("busybox", rootfs + "/bin/" + applet);
+  }
+  const std::string target = vm_->shared_dir + "/c1";
+  ASSERT_EQ(::mkdir(target.c_str(), 0755), 0);
+  ASSERT_EQ(::mount(rootfs.c_str(), target.c_str(), nullptr, MS_BIND, nullptr), 0);
+  ASSERT_OK_AND_ASSIGN(PluggedDevice port, hotplug_->AddSerialPort("io-c1"));
+  ASSERT_OK_AND_ASSIGN(Fd host, ConnectUnix(port.source));
+
+  oci::Spec spec = oci::DefaultSpec();
+  spec.process.terminal = false;
+  spec.process.env = {"PATH=/bin"};
+  spec.process.args = {"sh", "-c",
+                       "uname -r; echo to-stderr >&2; read line; echo got:$line; exit 3"};
+  AgentClient& agent = shell_->agent();
+  ASSERT_OK_AND_ASSIGN(agent_proto::Message created,
+                       agent.Call({.type = agent_proto::kCreateContainer,
+                                   .fields = agent_proto::ToFields(agent_proto::CreateContainer{
+                                       .id = "c1",
+                                       .rootfs = "/run/shared/c1",
+                                       .spec_json = oci::SpecToJson(spec),
+                                       .stdio_port = "io-c1"})},
+                                  Soon()));
+  ASSERT_THAT(agent.Call({.type = agent_proto::kStartContainer,
+                          .fields = agent_proto::ToFields(agent_proto::ContainerRef{"c1"})},
+                         Soon()),
+              IsOk());
+  const std::string input = io_frame::Encode(io_frame::kStdin, "piped\n");
+  ASSERT_EQ(::write(host.get(), input.data(), input.size()), static_cast<ssize_t>(input.size()));
+  io_frame::Reader reader;
+  std::string out, err;
+  int status = -1;
+  while (status < 0) {
+    char buf[4096];
+    ssize_t n = ::read(host.get(), buf, sizeof buf);
+    ASSERT_GT(n, 0) << "the port closed before the exit frame";
+    reader.Feed({buf, static_cast<size_t>(n)});
+    for (;;) {
+      absl::StatusOr<std::optional<io_frame::Frame>> f = reader.Next();
+      ASSERT_THAT(f, IsOk());
+      if (!f->has_value()) break;
+      if ((*f)->kind == io_frame::kStdout) out += (*f)->data;
+      if ((*f)->kind == io_frame::kStderr) err += (*f)->data;
+      if ((*f)->kind == io_frame::kExit) status = *io_frame::ExitStatusOf(**f);
+    }
+  }
+  EXPECT_EQ(out, agent.hello().kernel + "\ngot:piped\n") << "uname -r shows the guest's kernel";
+  EXPECT_EQ(err, "to-stderr\n");
+  EXPECT_EQ(status, 3);
+  EXPECT_THAT(agent.Call({.type = agent_proto::kDestroy,
+                          .fields = agent_proto::ToFields(agent_proto::ContainerRef{"c1"})},
+                         Soon()),
+              IsOk());
+  host.reset();
+  EXPECT_THAT(hotplug_->Remove(port.id), IsOk());
 }
 
 TEST_F(HotplugVmTest, NicAppearsWithItsMacAndGoesOnUnplug) {

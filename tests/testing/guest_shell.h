@@ -23,6 +23,8 @@ class GuestShell {
   static absl::StatusOr<GuestShell> Connect(const std::string& agent_socket, absl::Time deadline,
                                             std::string* ready_line = nullptr);
   absl::StatusOr<GuestResult> Run(const std::string& command, absl::Time deadline);
+  // The agent connection itself, for requests beyond `run`.
+  AgentClient& agent() { return agent_; }
 
  private:
   explicit GuestShell(AgentClient agent) : agent_(std::move(agent)) {}
