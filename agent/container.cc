@@ -3,10 +3,13 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/close_range.h>
+#include <linux/filter.h>
 #include <linux/sched.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <sys/capability.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -41,15 +44,33 @@ struct MountStep {
   unsigned long flags = 0;
   unsigned long propagation = 0;
   bool readonly_bind = false;  // a bind mount that needs a read-only remount
+  // Made by the parent, so that the child allocates nothing (below).
+  std::vector<std::string> dirs;         // the target and its parents, outermost first
+  std::vector<std::string> parent_dirs;  // the same for the target's parent (a file bind)
+  std::string fail_mount, fail_remount, fail_propagation;
 };
 
+struct PathStep {  // a device node, a masked or a read-only path
+  std::string path, source, failure;
+};
+
+// Everything the child needs, made by the parent. The child is cloned with a raw clone3, which
+// skips glibc's fork handlers: another thread of the agent (a relay) may hold the allocator's
+// lock at that instant, so the child must not allocate. It uses these strings' c_str()s and
+// the prepared pointer arrays only.
 struct Plan {
   std::string rootfs;
   int clone_flags = 0;
   std::vector<MountStep> mounts;
-  std::vector<std::string> dev_nodes;  // bind-mounted from the agent's /dev
+  std::vector<PathStep> dev_nodes;  // bound from the agent's /dev
+  std::string dev_dir;
+  std::vector<std::pair<std::string, std::string>> dev_links;  // path, target
   std::string hostname;
-  std::vector<std::string> masked, readonly_paths;
+  std::vector<PathStep> masked, readonly_paths;
+  std::string fail_bind_rootfs, fail_chdir_rootfs, fail_pivot, fail_hostname, fail_cwd, fail_exec,
+      oom_score_adj_text;
+  std::vector<char*> argv, envp;
+  std::vector<sock_filter> filter;  // the seccomp program, compiled by libseccomp
   bool readonly_root = false;
   std::vector<std::pair<int, rlimit>> rlimits;
   std::vector<gid_t> groups;
@@ -59,7 +80,7 @@ struct Plan {
   std::vector<int> bounding, ambient;
   cap_t caps = nullptr;  // effective, permitted, inheritable
   bool no_new_privs = false;
-  scmp_filter_ctx seccomp = nullptr;
+  bool seccomp = false;
   std::optional<int> oom_score_adj;
   std::string cwd;
   std::vector<std::string> args, env;
@@ -68,7 +89,6 @@ struct Plan {
 struct PlanDeleter {
   void operator()(Plan* p) const {
     if (p->caps) cap_free(p->caps);
-    if (p->seccomp) seccomp_release(p->seccomp);
     delete p;
   }
 };
@@ -241,6 +261,37 @@ absl::StatusOr<scmp_filter_ctx> BuildSeccomp(const oci::Seccomp& s) {
   return ctx;
 }
 
+// "/a/b/c" -> {"/a", "/a/b", "/a/b/c"}.
+std::vector<std::string> DirsOf(const std::string& path) {
+  std::vector<std::string> dirs;
+  for (size_t at = path.find('/', 1); at != std::string::npos; at = path.find('/', at + 1)) {
+    dirs.push_back(path.substr(0, at));
+  }
+  if (!path.empty() && path != "/") dirs.push_back(path);
+  return dirs;
+}
+
+// The filter as a BPF program (libseccomp's loader allocates; the child cannot).
+absl::StatusOr<std::vector<sock_filter>> ExportSeccomp(scmp_filter_ctx ctx) {
+  // The process asks for no_new_privileges itself when the spec says so; libseccomp's default
+  // would set it regardless.
+  seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
+  Fd mem(::memfd_create("runvm-seccomp", MFD_CLOEXEC));
+  if (!mem.valid()) return ErrnoError("memfd_create");
+  if (int r = seccomp_export_bpf(ctx, mem.get()); r != 0) {
+    return absl::InternalError(absl::StrCat("seccomp_export_bpf: ", std::strerror(-r)));
+  }
+  off_t size = ::lseek(mem.get(), 0, SEEK_END);
+  if (size < 0 || size % sizeof(sock_filter) != 0) {
+    return absl::InternalError("seccomp: the exported program has an odd size");
+  }
+  std::vector<sock_filter> program(static_cast<size_t>(size) / sizeof(sock_filter));
+  if (::pread(mem.get(), program.data(), static_cast<size_t>(size), 0) != size) {
+    return ErrnoError("read the seccomp program");
+  }
+  return program;
+}
+
 absl::StatusOr<std::unique_ptr<Plan, PlanDeleter>> MakePlan(const ContainerConfig& c) {
   std::unique_ptr<Plan, PlanDeleter> p(new Plan);
   const oci::Spec& s = c.spec;
@@ -271,15 +322,40 @@ absl::StatusOr<std::unique_ptr<Plan, PlanDeleter>> MakePlan(const ContainerConfi
     if ((step.flags & MS_BIND) && !absl::StartsWith(step.source, "/")) {
       step.source = c.rootfs + "/" + step.source;
     }
+    step.dirs = DirsOf(step.target);
+    step.parent_dirs = DirsOf(step.target.substr(0, step.target.rfind('/')));
+    step.fail_mount = absl::StrCat(step.what, " on ", step.target);
+    step.fail_remount = absl::StrCat(step.what, ": read-only remount");
+    step.fail_propagation = absl::StrCat(step.what, ": propagation");
     p->mounts.push_back(std::move(step));
   }
-  p->dev_nodes = {"null", "zero", "full", "random", "urandom", "tty"};
+  p->dev_dir = c.rootfs + "/dev";
+  for (const char* node : {"null", "zero", "full", "random", "urandom", "tty"}) {
+    p->dev_nodes.push_back({.path = absl::StrCat(p->dev_dir, "/", node),
+                            .source = absl::StrCat("/dev/", node),
+                            .failure = absl::StrCat("bind /dev/", node)});
+  }
+  for (auto [link, to] : {std::pair{"fd", "/proc/self/fd"},
+                          {"stdin", "/proc/self/fd/0"},
+                          {"stdout", "/proc/self/fd/1"},
+                          {"stderr", "/proc/self/fd/2"},
+                          {"ptmx", "pts/ptmx"}}) {
+    p->dev_links.emplace_back(absl::StrCat(p->dev_dir, "/", link), to);
+  }
+  p->fail_bind_rootfs = "bind mount the rootfs " + c.rootfs;
+  p->fail_chdir_rootfs = "chdir " + c.rootfs;
+  p->fail_pivot = "pivot_root " + c.rootfs;
   p->hostname = s.hostname;
+  p->fail_hostname = "sethostname " + s.hostname;
   if (!p->hostname.empty() && !(p->clone_flags & CLONE_NEWUTS)) {
     return absl::InvalidArgumentError("hostname needs a uts namespace (linux.namespaces)");
   }
-  p->masked = s.linux.masked_paths;
-  p->readonly_paths = s.linux.readonly_paths;
+  for (const std::string& path : s.linux.masked_paths) {
+    p->masked.push_back({.path = path, .failure = "mask " + path});
+  }
+  for (const std::string& path : s.linux.readonly_paths) {
+    p->readonly_paths.push_back({.path = path, .failure = "make " + path + " read-only"});
+  }
   p->readonly_root = s.root.readonly;
   for (const oci::Rlimit& r : s.process.rlimits) {
     int resource = RlimitResource(r.type);
@@ -308,98 +384,113 @@ absl::StatusOr<std::unique_ptr<Plan, PlanDeleter>> MakePlan(const ContainerConfi
   }
   p->no_new_privs = s.process.no_new_privileges;
   if (s.linux.seccomp) {
-    ASSIGN_OR_RETURN(p->seccomp, BuildSeccomp(*s.linux.seccomp));
+    ASSIGN_OR_RETURN(scmp_filter_ctx ctx, BuildSeccomp(*s.linux.seccomp));
+    absl::StatusOr<std::vector<sock_filter>> program = ExportSeccomp(ctx);
+    seccomp_release(ctx);
+    if (!program.ok()) return program.status();
+    p->filter = *std::move(program);
+    p->seccomp = true;
   }
   p->oom_score_adj = s.process.oom_score_adj;
+  if (p->oom_score_adj) p->oom_score_adj_text = std::to_string(*p->oom_score_adj);
   p->cwd = s.process.cwd;
+  p->fail_cwd = "chdir " + s.process.cwd;
   p->args = s.process.args;
   p->env = s.process.env;
+  p->fail_exec = "exec " + s.process.args[0];
+  for (std::string& a : p->args) p->argv.push_back(a.data());
+  p->argv.push_back(nullptr);
+  for (std::string& e : p->env) p->envp.push_back(e.data());
+  p->envp.push_back(nullptr);
   return p;
 }
 
-// ---- the child ----
+// ---- the child: system calls on prepared data only (see Plan) ----
 
-// Reports `what` with errno to the parent and exits. Only the child calls this.
-[[noreturn]] void Die(int status_fd, const std::string& what, int err = errno) {
-  std::string msg = absl::StrCat(what, ": ", std::strerror(err));
-  [[maybe_unused]] ssize_t n = ::write(status_fd, msg.data(), msg.size());
+void WriteStr(int fd, const char* s) {
+  [[maybe_unused]] ssize_t n = ::write(fd, s, std::strlen(s));
+}
+
+// Reports `what` and the error to the parent, and exits.
+[[noreturn]] void Die(int status_fd, const char* what, int err = errno) {
+  WriteStr(status_fd, what);
+  WriteStr(status_fd, ": ");
+  WriteStr(status_fd, std::strerror(err));
   ::_exit(127);
 }
-
-void MkdirAll(const std::string& path) {
-  for (size_t at = 1; at != std::string::npos; at = path.find('/', at + 1)) {
-    ::mkdir(path.substr(0, at).c_str(), 0755);
-  }
-  ::mkdir(path.c_str(), 0755);
+[[noreturn]] void Die(int status_fd, const std::string& what, int err = errno) {
+  Die(status_fd, what.c_str(), err);
 }
 
-void Touch(const std::string& path) {
-  int fd = ::open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+void MkdirAll(const std::vector<std::string>& dirs) {
+  for (const std::string& d : dirs) ::mkdir(d.c_str(), 0755);
+}
+
+void Touch(const char* path) {
+  int fd = ::open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
   if (fd >= 0) ::close(fd);
+}
+
+bool LoadFilter(const Plan& p) {
+  sock_fprog prog{.len = static_cast<unsigned short>(p.filter.size()),
+                  .filter = const_cast<sock_filter*>(p.filter.data())};
+  return ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0;
 }
 
 [[noreturn]] void RunChild(const Plan& p, const std::array<int, 3>& stdio, int status_fd,
                            int start_fd) {
   // Nothing of the agent's reaches the process: every descriptor closes at exec.
   ::syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
-  // stdio first: everything below may print nothing, but the process inherits these.
   int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
   for (int i = 0; i < 3; ++i) {
     int from = stdio[i] >= 0 ? stdio[i] : devnull;
     if (::dup2(from, i) < 0) Die(status_fd, "stdio");
   }
+  struct stat st;
   if (p.clone_flags & CLONE_NEWNS) {
     if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) {
       Die(status_fd, "make / a slave mount");
     }
     if (::mount(p.rootfs.c_str(), p.rootfs.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
-      Die(status_fd, "bind mount the rootfs " + p.rootfs);
+      Die(status_fd, p.fail_bind_rootfs);
     }
     for (const MountStep& m : p.mounts) {
-      struct stat st;
       const bool file_bind =
           (m.flags & MS_BIND) && ::stat(m.source.c_str(), &st) == 0 && !S_ISDIR(st.st_mode);
       if (file_bind) {
-        MkdirAll(m.target.substr(0, m.target.rfind('/')));
-        Touch(m.target);
+        MkdirAll(m.parent_dirs);
+        Touch(m.target.c_str());
       } else {
-        MkdirAll(m.target);
+        MkdirAll(m.dirs);
       }
       unsigned long flags = m.flags & ~(m.readonly_bind ? MS_RDONLY : 0);
       if (::mount(m.source.c_str(), m.target.c_str(), m.type.c_str(), flags,
                   m.data.empty() ? nullptr : m.data.c_str()) != 0) {
-        Die(status_fd, absl::StrCat(m.what, " on ", m.target));
+        Die(status_fd, m.fail_mount);
       }
       if (m.readonly_bind && ::mount(nullptr, m.target.c_str(), nullptr,
                                      MS_BIND | MS_REMOUNT | MS_RDONLY | flags, nullptr) != 0) {
-        Die(status_fd, absl::StrCat(m.what, ": read-only remount"));
+        Die(status_fd, m.fail_remount);
       }
       if (m.propagation != 0 &&
           ::mount(nullptr, m.target.c_str(), nullptr, m.propagation, nullptr) != 0) {
-        Die(status_fd, absl::StrCat(m.what, ": propagation"));
+        Die(status_fd, m.fail_propagation);
       }
     }
     // The devices every container has, from the guest's /dev (a bind works in any namespace).
-    const std::string dev = p.rootfs + "/dev";
-    struct stat st;
-    if (::stat(dev.c_str(), &st) == 0) {
-      for (const std::string& node : p.dev_nodes) {
-        const std::string target = dev + "/" + node;
-        if (::stat(target.c_str(), &st) == 0 && S_ISCHR(st.st_mode)) continue;
-        Touch(target);
-        if (::mount(("/dev/" + node).c_str(), target.c_str(), nullptr, MS_BIND, nullptr) != 0) {
-          Die(status_fd, "bind /dev/" + node);
+    if (::stat(p.dev_dir.c_str(), &st) == 0) {
+      for (const PathStep& node : p.dev_nodes) {
+        if (::stat(node.path.c_str(), &st) == 0 && S_ISCHR(st.st_mode)) continue;
+        Touch(node.path.c_str());
+        if (::mount(node.source.c_str(), node.path.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+          Die(status_fd, node.failure);
         }
       }
-      for (auto [link, to] : {std::pair{"fd", "/proc/self/fd"},
-                              {"stdin", "/proc/self/fd/0"},
-                              {"stdout", "/proc/self/fd/1"},
-                              {"stderr", "/proc/self/fd/2"},
-                              {"ptmx", "pts/ptmx"}}) {
-        [[maybe_unused]] int r = ::symlink(to, (dev + "/" + link).c_str());
+      for (const auto& [link, to] : p.dev_links) {
+        [[maybe_unused]] int r = ::symlink(to.c_str(), link.c_str());
       }
     }
-    if (::chdir(p.rootfs.c_str()) != 0) Die(status_fd, "chdir " + p.rootfs);
+    if (::chdir(p.rootfs.c_str()) != 0) Die(status_fd, p.fail_chdir_rootfs);
     if (::syscall(SYS_pivot_root, ".", ".") == 0) {
       if (::umount2(".", MNT_DETACH) != 0) Die(status_fd, "detach the old root");
     } else if (errno == EINVAL) {
@@ -410,21 +501,21 @@ void Touch(const std::string& path) {
       }
       if (::chroot(".") != 0) Die(status_fd, "chroot into the rootfs");
     } else {
-      Die(status_fd, "pivot_root " + p.rootfs);
+      Die(status_fd, p.fail_pivot);
     }
     if (::chdir("/") != 0) Die(status_fd, "chdir /");
-    for (const std::string& path : p.masked) {
-      if (::stat(path.c_str(), &st) != 0) continue;
-      int r = S_ISDIR(st.st_mode) ? ::mount("tmpfs", path.c_str(), "tmpfs", MS_RDONLY, "size=0")
-                                  : ::mount("/dev/null", path.c_str(), nullptr, MS_BIND, nullptr);
-      if (r != 0) Die(status_fd, "mask " + path);
+    for (const PathStep& m : p.masked) {
+      if (::stat(m.path.c_str(), &st) != 0) continue;
+      int r = S_ISDIR(st.st_mode) ? ::mount("tmpfs", m.path.c_str(), "tmpfs", MS_RDONLY, "size=0")
+                                  : ::mount("/dev/null", m.path.c_str(), nullptr, MS_BIND, nullptr);
+      if (r != 0) Die(status_fd, m.failure);
     }
-    for (const std::string& path : p.readonly_paths) {
-      if (::stat(path.c_str(), &st) != 0) continue;
-      if (::mount(path.c_str(), path.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0 ||
-          ::mount(nullptr, path.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC,
+    for (const PathStep& ro : p.readonly_paths) {
+      if (::stat(ro.path.c_str(), &st) != 0) continue;
+      if (::mount(ro.path.c_str(), ro.path.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0 ||
+          ::mount(nullptr, ro.path.c_str(), nullptr, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC,
                   nullptr) != 0) {
-        Die(status_fd, "make " + path + " read-only");
+        Die(status_fd, ro.failure);
       }
     }
     if (p.readonly_root &&
@@ -432,24 +523,23 @@ void Touch(const std::string& path) {
       Die(status_fd, "make the root read-only");
     }
   } else if (::chroot(p.rootfs.c_str()) != 0 || ::chdir("/") != 0) {
-    Die(status_fd, "chroot " + p.rootfs);
+    Die(status_fd, p.fail_chdir_rootfs);
   }
   if (!p.hostname.empty() && ::sethostname(p.hostname.data(), p.hostname.size()) != 0) {
-    Die(status_fd, "sethostname " + p.hostname);
+    Die(status_fd, p.fail_hostname);
   }
   for (const auto& [resource, limit] : p.rlimits) {
     if (::setrlimit(resource, &limit) != 0) Die(status_fd, "setrlimit");
   }
   if (p.oom_score_adj) {
     int fd = ::open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-    std::string v = std::to_string(*p.oom_score_adj);
-    if (fd < 0 || ::write(fd, v.data(), v.size()) < 0) Die(status_fd, "oom_score_adj");
+    if (fd < 0 || ::write(fd, p.oom_score_adj_text.data(), p.oom_score_adj_text.size()) < 0) {
+      Die(status_fd, "oom_score_adj");
+    }
     ::close(fd);
   }
   // Without no_new_privileges, a filter must be loaded while the process may still do so.
-  if (p.seccomp && !p.no_new_privs && seccomp_load(p.seccomp) != 0) {
-    Die(status_fd, "load the seccomp filter");
-  }
+  if (p.seccomp && !p.no_new_privs && !LoadFilter(p)) Die(status_fd, "load the seccomp filter");
   if (p.caps) {
     for (int cap = 0; cap <= CAP_LAST_CAP; ++cap) {
       bool keep = false;
@@ -475,12 +565,7 @@ void Touch(const std::string& path) {
   if (p.no_new_privs && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
     Die(status_fd, "no_new_privileges");
   }
-  if (::chdir(p.cwd.c_str()) != 0) Die(status_fd, "chdir " + p.cwd);
-  std::vector<char*> argv, envp;
-  for (const std::string& a : p.args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  for (const std::string& e : p.env) envp.push_back(const_cast<char*>(e.c_str()));
-  envp.push_back(nullptr);
+  if (::chdir(p.cwd.c_str()) != 0) Die(status_fd, p.fail_cwd);
   // Ready: the parent returns from Create; the process waits for Start.
   if (::write(status_fd, "R", 1) != 1) ::_exit(127);
   char go;
@@ -489,12 +574,10 @@ void Touch(const std::string& path) {
     n = ::read(start_fd, &go, 1);
   } while (n < 0 && errno == EINTR);
   if (n != 1) ::_exit(127);  // the agent let go without starting it
-  if (p.seccomp && p.no_new_privs && seccomp_load(p.seccomp) != 0) {
-    Die(status_fd, "load the seccomp filter");
-  }
-  environ = envp.data();  // execvp searches the spec's PATH
-  ::execvp(argv[0], argv.data());
-  Die(status_fd, "exec " + p.args[0]);
+  if (p.seccomp && p.no_new_privs && !LoadFilter(p)) Die(status_fd, "load the seccomp filter");
+  environ = const_cast<char**>(p.envp.data());  // execvp searches the spec's PATH
+  ::execvp(p.argv[0], const_cast<char* const*>(p.argv.data()));
+  Die(status_fd, p.fail_exec);
 }
 
 }  // namespace

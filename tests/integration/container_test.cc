@@ -142,6 +142,15 @@ TEST_F(ContainerTest, ASeccompRuleDenyingASyscallIsEnforced) {
   EXPECT_EQ(r.out, "denied\n");
 }
 
+TEST_F(ContainerTest, SeccompWithoutNoNewPrivilegesLeavesThemOff) {
+  spec_.process.no_new_privileges = false;
+  spec_.linux.seccomp = oci::Seccomp{
+      .default_action = "SCMP_ACT_ALLOW",
+      .syscalls = {{.names = {"mkdir", "mkdirat"}, .action = "SCMP_ACT_ERRNO", .errno_ret = 1}}};
+  Run r = RunScript("grep NoNewPrivs /proc/self/status; mkdir /tmp/d || echo denied");
+  EXPECT_EQ(r.out, "NoNewPrivs:\t0\ndenied\n") << r.err;
+}
+
 TEST_F(ContainerTest, RlimitsApply) {
   spec_.process.rlimits = {{.type = "RLIMIT_NOFILE", .hard = 200, .soft = 100}};
   Run r = RunScript("ulimit -n");
