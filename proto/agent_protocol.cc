@@ -74,6 +74,12 @@ std::string EncodeFrame(const Message& message) {
 }
 
 absl::StatusOr<Message> ParsePayload(absl::string_view payload) {
+  // nlohmann's lexer (3.11) takes a NUL byte for the end of input, so `{...}\0garbage` would
+  // parse. JSON text never holds a raw NUL; without this, a killed client's frame completed by
+  // the next client's bytes could decode and swallow that client's hello.
+  if (payload.find('\0') != absl::string_view::npos) {
+    return absl::InvalidArgumentError("agent frame: the payload holds a NUL byte");
+  }
   Json j = Json::parse(payload.begin(), payload.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) {
     return absl::InvalidArgumentError("agent frame: the payload is not a JSON object");

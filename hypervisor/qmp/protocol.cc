@@ -113,6 +113,8 @@ bool TooDeep(absl::string_view text) {
 
 absl::StatusOr<Message> ParseMessage(absl::string_view text) {
   if (TooDeep(text)) return Bad("message nested deeper than 64 levels", text);
+  // nlohmann's lexer takes a NUL for the end of input; JSON text never holds one raw.
+  if (text.find('\0') != absl::string_view::npos) return Bad("message holds a NUL byte", text);
   Json j = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return Bad("invalid JSON", text);
   if (!j.is_object()) return Bad("message is not a JSON object", text);

@@ -125,6 +125,25 @@ TEST(AgentFrame, AClientKilledMidFrameDoesNotStallTheNextOne) {
   EXPECT_EQ(got[1].type, kHealth);
 }
 
+TEST(AgentFrame, AKilledFrameWhoseJsonEndsInANulDoesNotSwallowTheNextHello) {
+  // Found by the fuzzer: the JSON parser stops at a NUL, so a payload made of a complete object,
+  // a NUL and then the next client's bytes must still be refused.
+  std::string body = R"({"type":"run","id":1})";
+  body.push_back('\0');
+  body += "tail";
+  std::string killed = "RVA1";
+  killed += std::string("\0\0\0", 3) + static_cast<char>(body.size() + 20);
+  killed += body;
+  FrameReader r;
+  r.Feed(killed);
+  EXPECT_FALSE(r.Next().has_value());
+  r.Feed(EncodeFrame(Hi(7, "next")));
+  std::vector<Message> got = Drain(r);
+  ASSERT_EQ(got.size(), 1u);
+  ASSERT_OK_AND_ASSIGN(Hello hello, HelloFrom(got[0]));
+  EXPECT_EQ(hello.epoch, "next");
+}
+
 TEST(AgentFrame, AnIncompleteFrameWithoutAHelloWaits) {
   std::string f = EncodeFrame({.type = kHealth, .id = 4});
   FrameReader r;

@@ -70,6 +70,8 @@ INSTANTIATE_TEST_SUITE_P(
                       BadMessage{"InvalidUtf8", "{\"return\": \"\xff\xfe\"}", "invalid JSON"},
                       BadMessage{"GreetingNotObject", R"({"QMP": 1})",
                                  "greeting without a QMP object"},
+                      BadMessage{"NulThenGarbage", std::string("{\"return\":{}}\0junk", 18),
+                                 "message holds a NUL byte"},
                       BadMessage{"TooDeep", "{\"return\":" + std::string(100000, '[') + "}",
                                  "message nested deeper than 64 levels"}),
     [](const auto& info) { return std::string(info.param.name); });
