@@ -20,6 +20,7 @@
 #include "hypervisor/qemu/vm_record.h"
 #include "hypervisor/qmp/client.h"
 #include "nlohmann/json.hpp"
+#include "persist/fields.h"
 #include "runtime/agent_client.h"
 
 namespace runvm {
@@ -30,17 +31,6 @@ using Json = nlohmann::json;
 constexpr char kRecordName[] = "sandbox.json";
 constexpr absl::Duration kQmpConnectTimeout = absl::Seconds(5);
 constexpr absl::Duration kGuestReadyTimeout = absl::Seconds(60);
-
-absl::Status Missing(absl::string_view field, absl::string_view kind) {
-  return absl::InvalidArgumentError(
-      absl::StrCat("sandbox record: field \"", field, "\" is missing or not ", kind));
-}
-
-absl::StatusOr<std::string> String(const Json& j, const char* field) {
-  auto it = j.find(field);
-  if (it == j.end() || !it->is_string()) return Missing(field, "a string");
-  return it->get<std::string>();
-}
 
 std::string Now() {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E9SZ", absl::Now(), absl::UTCTimeZone());
@@ -93,6 +83,7 @@ Json SandboxToJson(const SandboxRecord& r) {
 
 absl::StatusOr<SandboxRecord> SandboxFromJson(const Json& j) {
   if (!j.is_object()) return absl::InvalidArgumentError("sandbox record: not an object");
+  const persist::Fields f(j, "sandbox record");
   SandboxRecord r;
   for (auto [field, out] : {std::pair<const char*, std::string*>{"id", &r.id},
                             {"created", &r.created},
@@ -100,7 +91,7 @@ absl::StatusOr<SandboxRecord> SandboxFromJson(const Json& j) {
                             {"intent", &r.intent},
                             {"run_dir", &r.run_dir},
                             {"note", &r.note}}) {
-    ASSIGN_OR_RETURN(*out, String(j, field));
+    ASSIGN_OR_RETURN(*out, f.String(field));
   }
   if (r.status != kCreating && r.status != kRunning && r.status != kStopped) {
     return absl::InvalidArgumentError(absl::StrCat("sandbox record: status \"", r.status,
@@ -113,7 +104,7 @@ absl::StatusOr<SandboxRecord> SandboxFromJson(const Json& j) {
   }
   auto vm = j.find("vm");
   if (vm == j.end() || !(vm->is_null() || vm->is_object()))
-    return Missing("vm", "null or an object");
+    return f.Missing("vm", "null or an object");
   if (vm->is_object()) {
     absl::StatusOr<qemu::RunningVm> parsed = qemu::VmFromJson(*vm);
     if (!parsed.ok()) return Annotate(parsed.status(), "sandbox record");

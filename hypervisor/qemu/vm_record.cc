@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/status.h"
+#include "persist/fields.h"
 #include "proto/config_codec.h"
 
 namespace runvm::qemu {
@@ -9,46 +10,13 @@ namespace {
 
 using Json = nlohmann::json;
 
-Json IdentityToJson(const ProcessIdentity& id) {
-  return {{"pid", id.pid}, {"start_time", id.start_time}, {"exe", id.exe}};
-}
+using persist::IdentityToJson;
 
-absl::Status Missing(absl::string_view field, absl::string_view kind) {
-  return absl::InvalidArgumentError(
-      absl::StrCat("vm record: field \"", field, "\" is missing or not ", kind));
-}
-
-absl::StatusOr<std::string> String(const Json& j, const char* field) {
-  auto it = j.find(field);
-  if (it == j.end() || !it->is_string()) return Missing(field, "a string");
-  return it->get<std::string>();
-}
-
-absl::StatusOr<int64_t> Int(const Json& j, const char* field) {
-  auto it = j.find(field);
-  if (it == j.end() || !it->is_number_integer()) return Missing(field, "an integer");
-  return it->get<int64_t>();
-}
-
-absl::StatusOr<bool> Bool(const Json& j, const char* field) {
-  auto it = j.find(field);
-  if (it == j.end() || !it->is_boolean()) return Missing(field, "a boolean");
-  return it->get<bool>();
-}
-
-absl::StatusOr<std::vector<std::string>> Strings(const Json& j, const char* field) {
-  auto it = j.find(field);
-  if (it == j.end() || !it->is_array()) return Missing(field, "a list of strings");
-  std::vector<std::string> out;
-  for (const Json& e : *it) {
-    if (!e.is_string()) return Missing(field, "a list of strings");
-    out.push_back(e.get<std::string>());
-  }
-  return out;
-}
+persist::Fields Reader(const Json& j) { return persist::Fields(j, "vm record"); }
 
 absl::StatusOr<PluggedDevice> DeviceFromJson(const Json& j) {
-  if (!j.is_object()) return Missing("hotplug.devices[]", "an object");
+  const persist::Fields f = Reader(j);
+  if (!j.is_object()) return f.Missing("hotplug.devices[]", "an object");
   PluggedDevice d;
   for (auto [field, out] : {std::pair<const char*, std::string*>{"id", &d.id},
                             {"kind", &d.kind},
@@ -59,29 +27,15 @@ absl::StatusOr<PluggedDevice> DeviceFromJson(const Json& j) {
                             {"netdev", &d.netdev},
                             {"object", &d.object},
                             {"chardev", &d.chardev}}) {
-    ASSIGN_OR_RETURN(*out, String(j, field));
+    ASSIGN_OR_RETURN(*out, f.String(field));
   }
-  ASSIGN_OR_RETURN(int64_t slot, Int(j, "slot"));
+  ASSIGN_OR_RETURN(int64_t slot, f.Int("slot"));
   d.slot = static_cast<int>(slot);
-  ASSIGN_OR_RETURN(d.size_bytes, Int(j, "size_bytes"));
-  ASSIGN_OR_RETURN(d.fd_names, Strings(j, "fd_names"));
-  ASSIGN_OR_RETURN(d.unplug_pending, Bool(j, "unplug_pending"));
-  if (d.id.empty()) return Missing("hotplug.devices[].id", "a non-empty string");
+  ASSIGN_OR_RETURN(d.size_bytes, f.Int("size_bytes"));
+  ASSIGN_OR_RETURN(d.fd_names, f.Strings("fd_names"));
+  ASSIGN_OR_RETURN(d.unplug_pending, f.Bool("unplug_pending"));
+  if (d.id.empty()) return f.Missing("hotplug.devices[].id", "a non-empty string");
   return d;
-}
-
-absl::StatusOr<ProcessIdentity> Identity(const Json& j, const std::string& field) {
-  auto it = j.find(field);
-  if (it == j.end() || !it->is_object()) return Missing(field, "an object");
-  const Json& o = *it;
-  auto pid = o.find("pid");
-  auto start = o.find("start_time");
-  auto exe = o.find("exe");
-  if (pid == o.end() || !pid->is_number_integer() || start == o.end() ||
-      !start->is_number_unsigned() || exe == o.end() || !exe->is_string()) {
-    return Missing(field, "a process identity {pid, start_time, exe}");
-  }
-  return ProcessIdentity{pid->get<pid_t>(), start->get<uint64_t>(), exe->get<std::string>()};
 }
 
 }  // namespace
@@ -130,32 +84,33 @@ Json VmToJson(const RunningVm& vm) {
 
 absl::StatusOr<RunningVm> VmFromJson(const Json& j) {
   if (!j.is_object()) return absl::InvalidArgumentError("vm record: not an object");
+  const persist::Fields f = Reader(j);
   RunningVm vm;
-  ASSIGN_OR_RETURN(vm.sandbox_id, String(j, "sandbox_id"));
-  ASSIGN_OR_RETURN(vm.uuid, String(j, "uuid"));
-  ASSIGN_OR_RETURN(vm.run_dir, String(j, "run_dir"));
-  ASSIGN_OR_RETURN(vm.shared_dir, String(j, "shared_dir"));
-  ASSIGN_OR_RETURN(vm.qemu, Identity(j, "qemu"));
+  ASSIGN_OR_RETURN(vm.sandbox_id, f.String("sandbox_id"));
+  ASSIGN_OR_RETURN(vm.uuid, f.String("uuid"));
+  ASSIGN_OR_RETURN(vm.run_dir, f.String("run_dir"));
+  ASSIGN_OR_RETURN(vm.shared_dir, f.String("shared_dir"));
+  ASSIGN_OR_RETURN(vm.qemu, f.Identity("qemu"));
   for (auto [field, slot] :
        {std::pair<const char*, std::optional<ProcessIdentity>*>{"virtiofsd", &vm.virtiofsd},
         {"watcher", &vm.watcher}}) {
     if (!j.contains(field)) continue;
-    ASSIGN_OR_RETURN(ProcessIdentity id, Identity(j, field));
+    ASSIGN_OR_RETURN(ProcessIdentity id, f.Identity(field));
     *slot = id;
   }
   auto config = j.find("config");
-  if (config == j.end() || !config->is_object()) return Missing("config", "an object");
+  if (config == j.end() || !config->is_object()) return f.Missing("config", "an object");
   absl::StatusOr<config::QemuConfig> qemu = config::QemuFromJson(*config);
   if (!qemu.ok()) return Annotate(qemu.status(), "vm record: config");
   vm.config = *std::move(qemu);
-  ASSIGN_OR_RETURN(vm.accelerator, String(j, "accelerator"));
-  ASSIGN_OR_RETURN(vm.max_memory_mib, Int(j, "max_memory_mib"));
+  ASSIGN_OR_RETURN(vm.accelerator, f.String("accelerator"));
+  ASSIGN_OR_RETURN(vm.max_memory_mib, f.Int("max_memory_mib"));
   auto hotplug = j.find("hotplug");
-  if (hotplug == j.end() || !hotplug->is_object()) return Missing("hotplug", "an object");
-  ASSIGN_OR_RETURN(vm.hotplug.next_index, Int(*hotplug, "next_index"));
+  if (hotplug == j.end() || !hotplug->is_object()) return f.Missing("hotplug", "an object");
+  ASSIGN_OR_RETURN(vm.hotplug.next_index, Reader(*hotplug).Int("next_index"));
   auto devices = hotplug->find("devices");
   if (devices == hotplug->end() || !devices->is_array()) {
-    return Missing("hotplug.devices", "a list");
+    return f.Missing("hotplug.devices", "a list");
   }
   for (const Json& d : *devices) {
     ASSIGN_OR_RETURN(PluggedDevice device, DeviceFromJson(d));
@@ -167,18 +122,18 @@ absl::StatusOr<RunningVm> VmFromJson(const Json& j) {
   }
   auto intent = hotplug->find("intent");
   if (intent == hotplug->end() || !(intent->is_null() || intent->is_object())) {
-    return Missing("hotplug.intent", "null or an object");
+    return f.Missing("hotplug.intent", "null or an object");
   }
   if (intent->is_object()) {
     HotplugIntent in;
-    ASSIGN_OR_RETURN(in.op, String(*intent, "op"));
-    ASSIGN_OR_RETURN(in.step, String(*intent, "step"));
+    ASSIGN_OR_RETURN(in.op, Reader(*intent).String("op"));
+    ASSIGN_OR_RETURN(in.step, Reader(*intent).String("step"));
     if (in.op != kIntentPlug && in.op != kIntentUnplug && in.op != kIntentResize) {
       return absl::InvalidArgumentError(absl::StrCat("vm record: hotplug.intent.op \"", in.op,
                                                      "\" is not plug, unplug or resize"));
     }
     auto device = intent->find("device");
-    if (device == intent->end()) return Missing("hotplug.intent.device", "an object");
+    if (device == intent->end()) return f.Missing("hotplug.intent.device", "an object");
     ASSIGN_OR_RETURN(in.device, DeviceFromJson(*device));
     vm.hotplug.intent = std::move(in);
   }
