@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -138,10 +139,14 @@ bool WriteAll(int fd, absl::string_view data) {
     }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno != EAGAIN) return false;
+    // A port reports POLLHUP while the guest has not yet seen the host connect: the host's
+    // request (data queue) can overtake its port-open notice (control queue). Wait for the
+    // notice rather than drop the answer; if the host is really gone, the next one gets the
+    // bytes and skips them by their id.
     pollfd p{fd, POLLOUT, 0};
-    if (::poll(&p, 1, PollTimeoutMs(deadline)) <= 0 || (p.revents & (POLLHUP | POLLERR))) {
-      return false;
-    }
+    int r = ::poll(&p, 1, PollTimeoutMs(deadline));
+    if (r <= 0 || (p.revents & POLLERR)) return false;
+    if (p.revents & POLLHUP) absl::SleepFor(absl::Milliseconds(1));
   }
   return true;
 }
@@ -185,6 +190,32 @@ bool WriteToPort(int fd, absl::string_view data, const std::atomic<bool>& stop) 
     if (r > 0 && (p.revents & POLLHUP)) absl::SleepFor(absl::Milliseconds(100));  // no host yet
   }
   return true;
+}
+
+// Signals every process in the pid namespace of `init`, as runc's kill --all does. A container
+// sharing the agent's own pid namespace gets only its init signalled.
+absl::Status SignalNamespace(pid_t init, int sig) {
+  struct stat ns, own;
+  if (::stat(absl::StrCat("/proc/", init, "/ns/pid").c_str(), &ns) != 0) {
+    return ErrnoError(absl::StrCat("pid namespace of ", init));
+  }
+  if (::stat("/proc/self/ns/pid", &own) == 0 && own.st_ino == ns.st_ino &&
+      own.st_dev == ns.st_dev) {
+    return ::kill(init, sig) == 0 ? absl::OkStatus() : ErrnoError(absl::StrCat("kill ", init));
+  }
+  DIR* proc = ::opendir("/proc");
+  if (proc == nullptr) return ErrnoError("opendir /proc");
+  while (dirent* e = ::readdir(proc)) {
+    pid_t pid = 0;
+    struct stat st;
+    if (!absl::SimpleAtoi(e->d_name, &pid) ||
+        ::stat(absl::StrCat("/proc/", pid, "/ns/pid").c_str(), &st) != 0) {
+      continue;
+    }
+    if (st.st_ino == ns.st_ino && st.st_dev == ns.st_dev) (void)::kill(pid, sig);
+  }
+  ::closedir(proc);
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -365,7 +396,9 @@ Message Agent::HandleContainer(const Message& request) {
     if (rc == nullptr) return unknown(sig->id);
     if (rc->Exited())
       return ErrorReply(request, absl::StrCat("container ", sig->id, " is not running"));
-    if (absl::Status st = rc->container().Signal(sig->signal); !st.ok()) {
+    absl::Status st = sig->all ? SignalNamespace(rc->container().pid(), sig->signal)
+                               : rc->container().Signal(sig->signal);
+    if (!st.ok()) {
       return ErrorReply(request, st.message());
     }
     return {.type = kSignal, .id = request.id};

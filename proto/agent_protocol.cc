@@ -251,7 +251,9 @@ Json ToFields(const CreateContainer& v) {
           {"stdio_port", v.stdio_port}};
 }
 Json ToFields(const ContainerRef& v) { return {{"container", v.id}}; }
-Json ToFields(const SignalRequest& v) { return {{"container", v.id}, {"signal", v.signal}}; }
+Json ToFields(const SignalRequest& v) {
+  return {{"container", v.id}, {"signal", v.signal}, {"all", v.all}};
+}
 Json ToFields(const WaitRequest& v) { return {{"container", v.id}, {"timeout_ms", v.timeout_ms}}; }
 Json ToFields(const WaitResult& v) {
   return {{"exited", v.exited}, {"exit_status", v.exit_status}};
@@ -283,6 +285,7 @@ absl::StatusOr<SignalRequest> SignalRequestFrom(const Message& m) {
   ASSIGN_OR_RETURN(sig, Int(m, "signal"));
   if (sig <= 0 || sig > 64) return Bad(m, "signal", "a signal number 1..64");
   v.signal = static_cast<int>(sig);
+  ASSIGN_OR_RETURN(v.all, Bool(m, "all"));
   return v;
 }
 

@@ -35,6 +35,10 @@ inline constexpr uint32_t kMaxPayload = 4 << 20;
 // A hello frame is small; one that is not complete within this many bytes is no hello.
 inline constexpr size_t kMaxHelloFrame = 1024;
 
+// Where the guest mounts the sandbox's shared directory (virtio-fs or 9p): a container's rootfs
+// bound at <shared dir>/<id> on the host is <kGuestShareMount>/<id> in the guest.
+inline constexpr char kGuestShareMount[] = "/run/shared";
+
 // Message types.
 inline constexpr char kHello[] = "hello";
 inline constexpr char kHealth[] = "health";
@@ -127,6 +131,7 @@ struct ContainerRef {  // start_container, destroy
 struct SignalRequest {
   std::string id;
   int signal = 15;
+  bool all = false;  // every process in the container's pid namespace, not only its init
 };
 struct WaitRequest {
   std::string id;

@@ -68,6 +68,39 @@ TEST(AgentFrame, EveryBodyRoundTrips) {
   EXPECT_EQ(r.discarded(), 0u);
 }
 
+TEST(AgentFrame, ContainerBodiesRoundTrip) {
+  FrameReader r;
+  r.Feed(EncodeFrame(
+      {kCreateContainer, 1,
+       ToFields(CreateContainer{
+           .id = "c", .rootfs = "/run/shared/c", .spec_json = "{}", .stdio_port = "io-c"})}));
+  r.Feed(EncodeFrame({kSignal, 2, ToFields(SignalRequest{.id = "c", .signal = 10, .all = true})}));
+  r.Feed(EncodeFrame({kWait, 3, ToFields(WaitRequest{.id = "c", .timeout_ms = 50})}));
+  r.Feed(EncodeFrame({kWait, 4, ToFields(WaitResult{.exited = true, .exit_status = 137})}));
+  r.Feed(EncodeFrame({kCreateContainer, 5, ToFields(Created{.pid = 42})}));
+  r.Feed(EncodeFrame({kDestroy, 6, ToFields(ContainerRef{.id = "c"})}));
+  std::vector<Message> got = Drain(r);
+  ASSERT_EQ(got.size(), 6u);
+  ASSERT_OK_AND_ASSIGN(CreateContainer create, CreateContainerFrom(got[0]));
+  EXPECT_EQ(create.rootfs, "/run/shared/c");
+  EXPECT_EQ(create.stdio_port, "io-c");
+  ASSERT_OK_AND_ASSIGN(SignalRequest sig, SignalRequestFrom(got[1]));
+  EXPECT_EQ(sig.signal, 10);
+  EXPECT_TRUE(sig.all);
+  ASSERT_OK_AND_ASSIGN(WaitRequest wait, WaitRequestFrom(got[2]));
+  EXPECT_EQ(wait.timeout_ms, 50);
+  ASSERT_OK_AND_ASSIGN(WaitResult waited, WaitResultFrom(got[3]));
+  EXPECT_TRUE(waited.exited);
+  EXPECT_EQ(waited.exit_status, 137);
+  ASSERT_OK_AND_ASSIGN(Created created, CreatedFrom(got[4]));
+  EXPECT_EQ(created.pid, 42);
+  ASSERT_OK_AND_ASSIGN(ContainerRef ref, ContainerRefFrom(got[5]));
+  EXPECT_EQ(ref.id, "c");
+  got[1].fields["signal"] = 0;
+  EXPECT_THAT(SignalRequestFrom(got[1]),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("signal")));
+}
+
 TEST(AgentFrame, BodiesAreStrict) {
   Message m{.type = kRun,
             .id = 9,
