@@ -31,6 +31,9 @@ constexpr const char* kFailpoints[] = {
     "sandbox.stop.after-intent",
     "sandbox.delete.after-intent",
     "sandbox.delete.after-stop",
+    "container.create.after-record",
+    "container.create.after-boot",
+    "container.create.before-shim",
 };
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 
 namespace runvm {
 
@@ -50,6 +51,10 @@ struct Pipe {
   Fd write;
 };
 absl::StatusOr<Pipe> MakePipe();
+
+// Reads `fd` until end of file: DeadlineExceeded when it does not come by `deadline`,
+// ResourceExhausted past `max_bytes`.
+absl::StatusOr<std::string> ReadToEnd(int fd, size_t max_bytes, absl::Time deadline);
 
 }  // namespace runvm
 

@@ -14,8 +14,10 @@
 #include "proto/config_codec.h"
 #include "proto/oci_spec.h"
 #include "runtime/config_loader.h"
+#include "runtime/container.h"
 #include "runtime/host_check.h"
 #include "runtime/sandbox_cli.h"
+#include "runtime/shim.h"
 #include "runtime/version.h"
 
 namespace runvm {
@@ -94,6 +96,76 @@ int RunSpec(const std::string& bundle) {
   absl::Status st = WriteFileAtomic(path, oci::SpecToJson(oci::DefaultSpec()) + "\n", 0644);
   if (!st.ok()) return Fail(st.message());
   return 0;
+}
+
+// The OCI verbs' arguments, as runc spells them.
+struct OciCommand {
+  std::string id;
+  std::string bundle = ".";
+  std::string pid_file;
+  std::string console_socket;
+  bool detach = false;
+  bool force = false;
+  bool all = false;
+  std::string signal = "TERM";
+  int preserve_fds = 0;
+  // shim
+  std::string port;
+  int ready_fd = -1;
+};
+
+Containers MakeContainers(const GlobalFlags& g) {
+  ContainersOptions o{.root = g.root, .load_config = [g] { return Load(g); }};
+  if (!g.log.empty()) o.shim_flags = {"--log", g.log, "--log-format", g.log_format};
+  if (g.debug) o.shim_flags.push_back("--debug");
+  o.shim_flags.insert(o.shim_flags.begin(), {"--root", g.root});
+  return Containers(std::move(o));
+}
+
+int RunOci(const GlobalFlags& g, const std::string& verb, const OciCommand& c) {
+  Containers containers = MakeContainers(g);
+  auto done = [](const absl::Status& st) { return st.ok() ? 0 : Fail(st.message()); };
+  if (verb == "create" || verb == "run") {
+    if (c.preserve_fds > 0) return Fail("--preserve-fds is not supported");
+    const bool foreground = verb == "run" && !c.detach;
+    absl::StatusOr<Child> shim = containers.Create({.id = c.id,
+                                                    .bundle = c.bundle,
+                                                    .pid_file = c.pid_file,
+                                                    .console_socket = c.console_socket,
+                                                    .detach = !foreground});
+    if (!shim.ok()) return Fail(shim.status().message());
+    if (verb == "create") {
+      shim->Release();
+      return 0;
+    }
+    if (absl::Status st = containers.Start(c.id); !st.ok()) {
+      (void)containers.Delete(c.id, /*force=*/true);
+      return Fail(st.message());
+    }
+    if (!foreground) {
+      shim->Release();
+      return 0;
+    }
+    // runc run: wait for the workload, remove the container, exit with the workload's status.
+    absl::StatusOr<ExitStatus> exit = shim->Wait(absl::InfiniteFuture());
+    absl::Status removed = containers.Delete(c.id, /*force=*/true);
+    if (!exit.ok()) return Fail(exit.status().message());
+    if (!removed.ok()) LogError(removed.message());
+    return exit->ShellCode() & 0xff;
+  }
+  if (verb == "start") return done(containers.Start(c.id));
+  if (verb == "kill") return done(containers.Kill(c.id, c.signal, c.all));
+  if (verb == "delete") return done(containers.Delete(c.id, c.force));
+  if (verb == "state") {
+    absl::StatusOr<OciState> state = containers.State(c.id);
+    if (!state.ok()) return Fail(state.status().message());
+    std::cout << OciStateJson(*state) << "\n";
+    return 0;
+  }
+  if (verb == "shim") {
+    return RunShim({.id = c.id, .port_socket = c.port, .ready_fd = c.ready_fd});
+  }
+  return Fail(absl::StrCat("unknown command ", verb));
 }
 
 }  // namespace
@@ -180,6 +252,43 @@ int RunCli(int argc, char** argv) {
       ->check(CLI::IsMember({"table", "json"}))
       ->capture_default_str();
 
+  // The OCI verbs, with runc's flags (those runvm has no use for are accepted and ignored).
+  OciCommand oc;
+  std::vector<CLI::App*> oci_verbs;
+  auto verb = [&](const char* name, const char* help) {
+    CLI::App* v = app.add_subcommand(name, help);
+    oci_verbs.push_back(v);
+    return v;
+  };
+  auto with_create_flags = [&](CLI::App* v) {
+    v->add_option("-b,--bundle", oc.bundle, "the bundle directory (default: .)");
+    v->add_option("--pid-file", oc.pid_file, "write the container's pid (the shim's) here");
+    v->add_option("--console-socket", oc.console_socket,
+                  "a unix socket to send the terminal's master to");
+    v->add_flag("--no-pivot")->description("accepted for runc's sake; ignored");
+    v->add_flag("--no-new-keyring")->description("accepted for runc's sake; ignored");
+    v->add_option("--preserve-fds", oc.preserve_fds, "not supported: must be 0");
+    v->add_option("id", oc.id, "container id")->required();
+  };
+  with_create_flags(verb("create", "create a container (its VM boots; the process waits)"));
+  CLI::App* run = verb("run", "create and start a container; wait for it unless --detach");
+  run->add_flag("-d,--detach", oc.detach, "return once it runs");
+  with_create_flags(run);
+  verb("start", "start a created container")->add_option("id", oc.id)->required();
+  verb("state", "print a container's state as JSON")->add_option("id", oc.id)->required();
+  CLI::App* kill = verb("kill", "send a signal to a container's init (default TERM)");
+  kill->add_flag("-a,--all", oc.all, "to every process of the container");
+  kill->add_option("id", oc.id)->required();
+  kill->add_option("signal", oc.signal, "name (KILL, SIGKILL) or number");
+  CLI::App* del = verb("delete", "delete a container and its VM");
+  del->add_flag("-f,--force", oc.force, "kill it if it runs; an unknown id is no error");
+  del->add_option("id", oc.id)->required();
+  CLI::App* shim = verb("shim", "");  // started by create; hidden
+  shim->group("");
+  shim->add_option("--port", oc.port)->required();
+  shim->add_option("--ready-fd", oc.ready_fd);
+  shim->add_option("id", oc.id)->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -199,6 +308,9 @@ int RunCli(int argc, char** argv) {
   if (env->parsed()) return RunEnv(g, env_json);
   if (check->parsed()) return RunCheck(g, check_verbose, check_boot);
   if (spec->parsed()) return RunSpec(spec_bundle);
+  for (CLI::App* v : oci_verbs) {
+    if (v->parsed()) return RunOci(g, v->get_name(), oc);
+  }
   if (sandbox->parsed()) {
     for (CLI::App* verb : sandbox->get_subcommands()) sc.verb = verb->get_name();
     for (CLI::App* kind : sb_plug->get_subcommands()) sc.kind = kind->get_name();

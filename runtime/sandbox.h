@@ -143,9 +143,16 @@ class SandboxStore {
   // changing right now is listed as "busy" (list never waits).
   absl::StatusOr<std::vector<SandboxView>> List();
 
+  // For records that live next to the sandbox's (runtime/container.h): the store, the sandbox's
+  // directory, and its lock taken shared (readers) under the store's bounded wait.
+  const persist::Store& records() const { return store_; }
+  std::string Dir(const std::string& id) const { return options_.root + "/" + id; }
+  absl::StatusOr<persist::Lock> LockShared(const std::string& id, absl::string_view purpose) const {
+    return LockSandbox(id, persist::Lock::kShared, purpose);
+  }
+
  private:
   std::string Key(const std::string& id) const { return id + "/sandbox.json"; }
-  std::string Dir(const std::string& id) const { return options_.root + "/" + id; }
   absl::StatusOr<persist::Lock> LockSandbox(const std::string& id, persist::Lock::Mode mode,
                                             absl::string_view purpose,
                                             std::optional<absl::Duration> wait = {}) const;

@@ -1,0 +1,507 @@
+#include "runtime/container.h"
+
+#include <fcntl.h>
+#include <linux/mount.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <filesystem>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "base/failpoint.h"
+#include "base/file.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "hypervisor/qemu/vm.h"
+#include "nlohmann/json.hpp"
+#include "persist/fields.h"
+#include "proto/agent_protocol.h"
+#include "proto/oci_spec.h"
+#include "runtime/agent_client.h"
+#include "runtime/annotations.h"
+#include "runtime/host_check.h"
+#include "runtime/sandbox.h"
+
+extern char** environ;
+
+namespace runvm {
+namespace {
+
+using Json = nlohmann::json;
+
+constexpr char kRecordName[] = "container.json";
+constexpr char kOciVersion[] = "1.0.2";
+constexpr absl::Duration kAgentTimeout = absl::Seconds(30);
+constexpr absl::Duration kShimReadyTimeout = absl::Seconds(10);
+
+std::string Key(const std::string& id) { return id + "/" + kRecordName; }
+
+std::string Now() {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E9SZ", absl::Now(), absl::UTCTimeZone());
+}
+
+absl::Status NotExist(const std::string& id) {
+  return absl::NotFoundError(absl::StrCat("container ", id, " does not exist"));
+}
+
+// The status as it is now: a created or running container whose shim has gone has stopped.
+std::string LiveStatus(const ContainerRecord& r) {
+  if (r.status == kOciCreated || r.status == kOciRunning) {
+    return r.shim && IsAlive(*r.shim) ? r.status : kOciStopped;
+  }
+  // A create that is not in progress (the lock was free) was interrupted: nothing runs.
+  return kOciStopped;
+}
+
+bool IsBindMount(const oci::Mount& m) {
+  if (m.type == "bind") return true;
+  for (const std::string& o : m.options) {
+    if (o == "bind" || o == "rbind") return true;
+  }
+  return false;
+}
+
+bool HasOption(const oci::Mount& m, absl::string_view option) {
+  for (const std::string& o : m.options) {
+    if (o == option) return true;
+  }
+  return false;
+}
+
+// Binds `source` (a directory or a file) at `target` in the shared directory. Read-only binds are
+// made read-only before they are attached (open_tree, mount_setattr, move_mount), so that the
+// copy the shared directory's propagation gives virtiofsd is read-only as well: a remount after
+// the fact would not propagate.
+absl::Status BindInto(const std::string& source, const std::string& target, bool readonly) {
+  struct stat st;
+  if (::stat(source.c_str(), &st) != 0) return ErrnoError(absl::StrCat("stat ", source));
+  if (S_ISDIR(st.st_mode)) {
+    if (::mkdir(target.c_str(), 0755) != 0 && errno != EEXIST) {
+      return ErrnoError(absl::StrCat("mkdir ", target));
+    }
+  } else {
+    Fd f(::open(target.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644));
+    if (!f.valid()) return ErrnoError(absl::StrCat("create ", target));
+  }
+  if (!readonly) {
+    if (::mount(source.c_str(), target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
+      return ErrnoError(absl::StrCat("bind ", source, " at ", target));
+    }
+    return absl::OkStatus();
+  }
+  Fd tree(static_cast<int>(::syscall(SYS_open_tree, AT_FDCWD, source.c_str(),
+                                     OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE)));
+  if (!tree.valid()) return ErrnoError(absl::StrCat("open_tree ", source));
+  mount_attr attr{};
+  attr.attr_set = MOUNT_ATTR_RDONLY;
+  if (::syscall(SYS_mount_setattr, tree.get(), "", AT_EMPTY_PATH | AT_RECURSIVE, &attr,
+                sizeof attr) != 0) {
+    return ErrnoError(absl::StrCat("make the bind of ", source, " read-only"));
+  }
+  if (::syscall(SYS_move_mount, tree.get(), "", AT_FDCWD, target.c_str(),
+                MOVE_MOUNT_F_EMPTY_PATH) != 0) {
+    return ErrnoError(absl::StrCat("attach the bind of ", source, " at ", target));
+  }
+  return absl::OkStatus();
+}
+
+// The container's record and its sandbox, opened for a change (the sandbox's lock is held).
+struct Opened {
+  std::unique_ptr<Sandbox> sandbox;
+  ContainerRecord record;
+};
+
+class Session {
+ public:
+  Session(const ContainersOptions& o)
+      : options_(o), sandboxes_({.root = o.root, .lock_wait = o.lock_wait}) {}
+
+  SandboxStore& sandboxes() { return sandboxes_; }
+
+  absl::Status Save(const ContainerRecord& r) {
+    return sandboxes_.records().Save(Key(r.id), kContainerFormat, kContainerVersion,
+                                     ContainerToJson(r));
+  }
+
+  absl::StatusOr<ContainerRecord> Load(const std::string& id) {
+    absl::StatusOr<Json> j =
+        sandboxes_.records().Load(Key(id), kContainerFormat, kContainerVersion);
+    if (absl::IsNotFound(j.status())) return NotExist(id);
+    if (!j.ok()) return j.status();
+    absl::StatusOr<ContainerRecord> r = ContainerFromJson(*j);
+    if (!r.ok()) return Annotate(r.status(), sandboxes_.records().PathOf(Key(id)));
+    return r;
+  }
+
+  // Locks the container's sandbox and loads both records.
+  absl::StatusOr<Opened> Open(const std::string& id, absl::string_view purpose) {
+    // No QMP: the verbs that open a container talk to the agent only.
+    RETURN_IF_ERROR(ValidateSandboxId(id));
+    if (::access(sandboxes_.Dir(id).c_str(), F_OK) != 0) return NotExist(id);
+    // Standalone containers only (issue 8 brings pods): the sandbox has the container's id.
+    absl::StatusOr<std::unique_ptr<Sandbox>> sb = sandboxes_.Open(id, purpose, /*connect=*/false);
+    if (absl::IsNotFound(sb.status())) return NotExist(id);
+    if (!sb.ok()) return sb.status();
+    ASSIGN_OR_RETURN(ContainerRecord r, Load(id));
+    return Opened{*std::move(sb), std::move(r)};
+  }
+
+  absl::StatusOr<AgentClient> Agent(Sandbox& sb) {
+    const SandboxRecord& s = sb.record();
+    if (s.status != kRunning || !s.vm) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("sandbox ", s.id, " is not running", s.note.empty() ? "" : ": ", s.note));
+    }
+    return AgentClient::Connect(s.vm->agent_socket(), absl::Now() + kAgentTimeout);
+  }
+
+ private:
+  const ContainersOptions& options_;
+  SandboxStore sandboxes_;
+};
+
+absl::StatusOr<oci::Spec> ReadBundle(const std::string& bundle) {
+  const std::string path = bundle + "/config.json";
+  absl::StatusOr<std::string> text = ReadFile(path);
+  if (!text.ok()) return Annotate(text.status(), "bundle");
+  absl::StatusOr<oci::Spec> spec = oci::ParseSpec(*text);
+  if (!spec.ok()) return Annotate(spec.status(), path);
+  if (absl::Status st = spec->Validate(); !st.ok()) return Annotate(st, path);
+  return spec;
+}
+
+std::string Absolute(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::path p = std::filesystem::absolute(path, ec);
+  if (ec) return path;
+  std::string out = p.lexically_normal().string();  // "/b/." becomes "/b/"
+  if (out.size() > 1 && out.back() == '/') out.pop_back();
+  return out;
+}
+
+}  // namespace
+
+// ---- the record ----
+
+Json ContainerToJson(const ContainerRecord& r) {
+  Json j = Json::object();
+  j["id"] = r.id;
+  j["sandbox_id"] = r.sandbox_id;
+  j["bundle"] = r.bundle;
+  j["rootfs"] = r.rootfs;
+  j["created"] = r.created;
+  j["status"] = r.status;
+  j["annotations"] = r.annotations;
+  j["shares"] = r.shares;
+  j["port_device"] = r.port_device;
+  j["shim"] = r.shim ? persist::IdentityToJson(*r.shim) : Json(nullptr);
+  j["guest_pid"] = r.guest_pid;
+  return j;
+}
+
+absl::StatusOr<ContainerRecord> ContainerFromJson(const Json& j) {
+  if (!j.is_object()) return absl::InvalidArgumentError("container record: not an object");
+  const persist::Fields f(j, "container record");
+  ContainerRecord r;
+  for (auto [field, out] : {std::pair<const char*, std::string*>{"id", &r.id},
+                            {"sandbox_id", &r.sandbox_id},
+                            {"bundle", &r.bundle},
+                            {"rootfs", &r.rootfs},
+                            {"created", &r.created},
+                            {"status", &r.status},
+                            {"port_device", &r.port_device}}) {
+    ASSIGN_OR_RETURN(*out, f.String(field));
+  }
+  if (r.status != kOciCreating && r.status != kOciCreated && r.status != kOciRunning &&
+      r.status != kOciStopped) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("container record: status \"", r.status,
+                     "\" is not creating, created, running or stopped"));
+  }
+  ASSIGN_OR_RETURN(r.annotations, f.StringMap("annotations"));
+  ASSIGN_OR_RETURN(r.shares, f.Strings("shares"));
+  ASSIGN_OR_RETURN(r.shim, f.OptionalIdentity("shim"));
+  ASSIGN_OR_RETURN(r.guest_pid, f.Int("guest_pid"));
+  return r;
+}
+
+std::string OciStateJson(const OciState& s) {
+  nlohmann::ordered_json j;
+  j["ociVersion"] = kOciVersion;
+  j["id"] = s.id;
+  j["pid"] = s.pid;
+  j["status"] = s.status;
+  j["bundle"] = s.bundle;
+  j["rootfs"] = s.rootfs;
+  j["created"] = s.created;
+  j["owner"] = s.owner;
+  j["annotations"] = s.annotations;
+  return j.dump(2);
+}
+
+absl::StatusOr<int> ParseSignal(const std::string& text) {
+  int number = 0;
+  if (absl::SimpleAtoi(text, &number)) {
+    if (number > 0 && number <= SIGRTMAX) return number;
+    return absl::InvalidArgumentError(absl::StrCat("invalid signal \"", text, "\""));
+  }
+  std::string name = absl::AsciiStrToUpper(text);
+  if (absl::StartsWith(name, "SIG")) name = name.substr(3);
+  static const std::pair<const char*, int> kSignals[] = {
+      {"HUP", SIGHUP},       {"INT", SIGINT},   {"QUIT", SIGQUIT},     {"ILL", SIGILL},
+      {"TRAP", SIGTRAP},     {"ABRT", SIGABRT}, {"IOT", SIGIOT},       {"BUS", SIGBUS},
+      {"FPE", SIGFPE},       {"KILL", SIGKILL}, {"USR1", SIGUSR1},     {"SEGV", SIGSEGV},
+      {"USR2", SIGUSR2},     {"PIPE", SIGPIPE}, {"ALRM", SIGALRM},     {"TERM", SIGTERM},
+      {"STKFLT", SIGSTKFLT}, {"CHLD", SIGCHLD}, {"CONT", SIGCONT},     {"STOP", SIGSTOP},
+      {"TSTP", SIGTSTP},     {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU},     {"URG", SIGURG},
+      {"XCPU", SIGXCPU},     {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF},
+      {"WINCH", SIGWINCH},   {"IO", SIGIO},     {"POLL", SIGPOLL},     {"PWR", SIGPWR},
+      {"SYS", SIGSYS}};
+  for (const auto& [n, value] : kSignals) {
+    if (name == n) return value;
+  }
+  return absl::InvalidArgumentError(absl::StrCat("unknown signal \"", text, "\""));
+}
+
+// ---- the lifecycle ----
+
+absl::StatusOr<Child> Containers::Create(const CreateRequest& req) {
+  RETURN_IF_ERROR(ValidateSandboxId(req.id));
+  if (!req.console_socket.empty()) {
+    return absl::UnimplementedError(
+        "--console-socket: a terminal for the container is not supported yet");
+  }
+  const std::string bundle = Absolute(req.bundle);
+  ASSIGN_OR_RETURN(oci::Spec spec, ReadBundle(bundle));
+  if (spec.process.terminal) {
+    return absl::InvalidArgumentError(
+        "cannot allocate tty if runc will detach without setting console socket");
+  }
+  const std::string rootfs = Absolute(
+      absl::StartsWith(spec.root.path, "/") ? spec.root.path : bundle + "/" + spec.root.path);
+  struct stat st;
+  if (::stat(rootfs.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(bundle, "/config.json: root.path: ", rootfs, " is not a directory"));
+  }
+
+  Session s(options_);
+  std::error_code ec;
+  std::filesystem::create_directories(options_.root, ec);
+  const std::string dir = s.sandboxes().Dir(req.id);
+  if (::mkdir(dir.c_str(), 0700) != 0) {
+    if (errno == EEXIST) {
+      return absl::AlreadyExistsError(absl::StrCat("container with id exists: ", req.id));
+    }
+    return ErrnoError(absl::StrCat("mkdir ", dir));
+  }
+  ContainerRecord r{.id = req.id,
+                    .sandbox_id = req.id,
+                    .bundle = bundle,
+                    .rootfs = rootfs,
+                    .created = Now(),
+                    .status = kOciCreating,
+                    .annotations = spec.annotations};
+  auto abandon = [&](absl::Status cause) {
+    std::filesystem::remove_all(dir, ec);
+    return cause;
+  };
+  if (absl::Status st = s.Save(r); !st.ok()) return abandon(st);
+  RUNVM_FAILPOINT("container.create.after-record");
+
+  // The sandbox VM, with the configuration the annotations allow.
+  absl::StatusOr<LoadedConfig> loaded = options_.load_config();
+  if (!loaded.ok()) return abandon(loaded.status());
+  if (absl::Status st = ApplyAnnotations(spec.annotations, HostFactsNow(), loaded->config);
+      !st.ok()) {
+    return abandon(st);
+  }
+  for (const std::string& w : loaded->warnings) LogWarning(w);
+  if (std::vector<std::string> problems = CheckConfigFiles(*loaded); !problems.empty()) {
+    return abandon(absl::FailedPreconditionError(problems.front()));
+  }
+  absl::StatusOr<Accelerator> accel = ResolveAccelerator(loaded->config.hypervisor);
+  if (!accel.ok()) return abandon(accel.status());
+  absl::StatusOr<int64_t> host_memory = qemu::HostMemoryMib();
+  if (!host_memory.ok()) return abandon(host_memory.status());
+  // A failed boot removes the sandbox's directory, this record included.
+  RETURN_IF_ERROR(s.sandboxes().Create({.config = loaded->config.hypervisor,
+                                        .sandbox_id = req.id,
+                                        .accelerator = accel->name,
+                                        .host_memory_mib = *host_memory},
+                                       /*wait_guest=*/true));
+  RUNVM_FAILPOINT("container.create.after-boot");
+
+  // From here a failure deletes the sandbox, which ends and removes everything below.
+  absl::StatusOr<Child> shim = [&]() -> absl::StatusOr<Child> {
+    ASSIGN_OR_RETURN(std::unique_ptr<Sandbox> sb, s.sandboxes().Open(req.id, "create"));
+    const qemu::RunningVm& vm = *sb->record().vm;
+    // The rootfs and every bind mount's source, into the shared directory.
+    const std::string guest_share = agent_proto::kGuestShareMount;
+    r.shares.push_back(vm.shared_dir + "/" + req.id);
+    RETURN_IF_ERROR(s.Save(r));
+    RETURN_IF_ERROR(BindInto(rootfs, r.shares.back(), spec.root.readonly));
+    for (size_t i = 0; i < spec.mounts.size(); ++i) {
+      oci::Mount& m = spec.mounts[i];
+      if (!IsBindMount(m) || !absl::StartsWith(m.source, "/")) continue;
+      const std::string name = absl::StrCat(req.id, ".mount", i);
+      r.shares.push_back(vm.shared_dir + "/" + name);
+      RETURN_IF_ERROR(s.Save(r));
+      if (absl::Status st = BindInto(m.source, r.shares.back(), HasOption(m, "ro")); !st.ok()) {
+        return Annotate(st, absl::StrCat("mounts[", i, "] (", m.destination, ")"));
+      }
+      m.source = guest_share + "/" + name;
+    }
+    // Its stdio port, and the container in the guest.
+    ASSIGN_OR_RETURN(qemu::Hotplug * hp, sb->hotplug());
+    const std::string port_name = "io-" + req.id;
+    absl::StatusOr<qemu::PluggedDevice> port = hp->AddSerialPort(port_name);
+    RETURN_IF_ERROR(sb->Save());
+    RETURN_IF_ERROR(port.status());
+    r.port_device = port->id;
+    RETURN_IF_ERROR(s.Save(r));
+    ASSIGN_OR_RETURN(AgentClient agent, s.Agent(*sb));
+    ASSIGN_OR_RETURN(agent_proto::Message reply,
+                     agent.Call({.type = agent_proto::kCreateContainer,
+                                 .fields = agent_proto::ToFields(agent_proto::CreateContainer{
+                                     .id = req.id,
+                                     .rootfs = guest_share + "/" + req.id,
+                                     .spec_json = oci::SpecToJson(spec, /*indent=*/-1),
+                                     .stdio_port = port_name})},
+                                absl::Now() + kAgentTimeout));
+    ASSIGN_OR_RETURN(agent_proto::Created created, agent_proto::CreatedFrom(reply));
+    r.guest_pid = created.pid;
+    RUNVM_FAILPOINT("container.create.before-shim");
+
+    // The shim: this binary again, holding our fds 0-2, marked as one of the sandbox's helpers.
+    ASSIGN_OR_RETURN(Pipe ready, MakePipe());
+    SpawnOptions so{.argv = {options_.self_exe}};
+    for (const std::string& flag : options_.shim_flags) so.argv.push_back(flag);
+    for (const char* arg : {"shim", "--port", port->source.c_str(), "--ready-fd", "3"}) {
+      so.argv.push_back(arg);
+    }
+    so.argv.push_back(req.id);
+    so.fds = {{0, 0}, {1, 1}, {2, 2}, {3, ready.write.get()}};
+    so.env.emplace();
+    for (char** e = environ; *e != nullptr; ++e) so.env->push_back(*e);
+    so.env->push_back(qemu::HelperMarker(vm.run_dir));
+    so.new_session = req.detach;
+    ASSIGN_OR_RETURN(Child child, Spawn(so));
+    ready.write.reset();
+    ASSIGN_OR_RETURN(std::string said,
+                     ReadToEnd(ready.read.get(), 4096, absl::Now() + kShimReadyTimeout));
+    if (said != "ok") {
+      return absl::InternalError(said.empty() ? "the shim exited before it was ready" : said);
+    }
+    ASSIGN_OR_RETURN(ProcessIdentity id, ReadProcessIdentity(child.pid()));
+    r.shim = id;
+    r.status = kOciCreated;
+    RETURN_IF_ERROR(s.Save(r));
+    if (!req.pid_file.empty()) {
+      RETURN_IF_ERROR(WriteFileAtomic(Absolute(req.pid_file), absl::StrCat(child.pid()), 0644));
+    }
+    return child;
+  }();
+  if (!shim.ok()) {
+    LogDebug(absl::StrCat("create ", req.id,
+                          " failed, removing its sandbox: ", shim.status().message()));
+    (void)s.sandboxes().Delete(req.id, /*force=*/true);
+  }
+  return shim;
+}
+
+absl::Status Containers::Start(const std::string& id) {
+  Session s(options_);
+  ASSIGN_OR_RETURN(Opened o, s.Open(id, "start"));
+  const std::string status = LiveStatus(o.record);
+  if (status == kOciRunning) {
+    return absl::FailedPreconditionError("cannot start an already running container");
+  }
+  if (status != kOciCreated) {
+    return absl::FailedPreconditionError("cannot start a container that has stopped");
+  }
+  ASSIGN_OR_RETURN(AgentClient agent, s.Agent(*o.sandbox));
+  RETURN_IF_ERROR(agent
+                      .Call({.type = agent_proto::kStartContainer,
+                             .fields = agent_proto::ToFields(agent_proto::ContainerRef{id})},
+                            absl::Now() + kAgentTimeout)
+                      .status());
+  o.record.status = kOciRunning;
+  return s.Save(o.record);
+}
+
+absl::Status Containers::Kill(const std::string& id, const std::string& signal, bool all) {
+  ASSIGN_OR_RETURN(int sig, ParseSignal(signal));
+  Session s(options_);
+  ASSIGN_OR_RETURN(Opened o, s.Open(id, "kill"));
+  const absl::Status not_running = absl::FailedPreconditionError("container not running");
+  if (LiveStatus(o.record) == kOciStopped) {
+    // runc: with --all there is nothing left to signal, which is no error.
+    return all ? absl::OkStatus() : not_running;
+  }
+  ASSIGN_OR_RETURN(AgentClient agent, s.Agent(*o.sandbox));
+  absl::Status st = agent
+                        .Call({.type = agent_proto::kSignal,
+                               .fields = agent_proto::ToFields(agent_proto::SignalRequest{
+                                   .id = id, .signal = sig, .all = all})},
+                              absl::Now() + kAgentTimeout)
+                        .status();
+  if (!st.ok() && absl::StrContains(st.message(), "is not running")) {
+    return all ? absl::OkStatus() : not_running;
+  }
+  return st;
+}
+
+absl::Status Containers::Delete(const std::string& id, bool force) {
+  RETURN_IF_ERROR(ValidateSandboxId(id));
+  Session s(options_);
+  if (::access(s.sandboxes().Dir(id).c_str(), F_OK) != 0) {
+    return force ? absl::OkStatus() : NotExist(id);
+  }
+  {
+    ASSIGN_OR_RETURN(persist::Lock lock, s.sandboxes().LockShared(id, "delete"));
+    absl::StatusOr<ContainerRecord> r = s.Load(id);
+    if (r.ok() && !force) {
+      const std::string status = LiveStatus(*r);
+      if (status == kOciRunning) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("cannot delete container ", id, " that is not stopped: ", status));
+      }
+    }
+  }
+  // The sandbox goes, and with it the VM, the shim (a marked helper), the shares and the records.
+  // A sandbox that never booted (a create killed before) leaves only the directory.
+  absl::Status st = s.sandboxes().Delete(id, /*force=*/true);
+  if (!st.ok()) return st;
+  std::error_code ec;
+  std::filesystem::remove_all(s.sandboxes().Dir(id), ec);
+  if (ec) return ErrnoError(ec.value(), "remove " + s.sandboxes().Dir(id));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<OciState> Containers::State(const std::string& id) {
+  RETURN_IF_ERROR(ValidateSandboxId(id));
+  Session s(options_);
+  if (::access(s.sandboxes().Dir(id).c_str(), F_OK) != 0) return NotExist(id);
+  ASSIGN_OR_RETURN(persist::Lock lock, s.sandboxes().LockShared(id, "state"));
+  ASSIGN_OR_RETURN(ContainerRecord r, s.Load(id));
+  OciState out{.id = r.id,
+               .status = LiveStatus(r),
+               .bundle = r.bundle,
+               .rootfs = r.rootfs,
+               .created = r.created,
+               .annotations = r.annotations};
+  if (out.status != kOciStopped && r.shim) out.pid = r.shim->pid;
+  return out;
+}
+
+}  // namespace runvm

@@ -1,0 +1,116 @@
+// Containers: the OCI lifecycle (create, start, state, kill, delete) on top of sandboxes.
+//
+//   Containers containers({.root = "/run/runvm", .load_config = ...});
+//   ASSIGN_OR_RETURN(Child shim, containers.Create({.id = "c1", .bundle = "/b"}));
+//   shim.Release();                               // the engine's subreaper adopts it
+//   RETURN_IF_ERROR(containers.Start("c1"));
+//   ASSIGN_OR_RETURN(OciState s, containers.State("c1"));
+//
+// A container without pod annotations gets its own sandbox VM with the same id (issue 8 adds
+// pods). Its record, <root>/<id>/container.json (format "runvm.container", docs/state.md), lives
+// next to the sandbox's and under the sandbox's lock. What runs where:
+//   host   the shim (`runvm shim`, the container's pid for the engine), holding the engine's stdio
+//   guest  the container's processes, created by the agent from the bundle's config.json on the
+//          rootfs bound into the sandbox's shared directory (read-only when root.readonly)
+// Status: "created" and "running" while the shim lives (it exits with the workload), "stopped"
+// afterwards. A create killed half way is reported stopped; delete removes what it left.
+#ifndef RUNVM_RUNTIME_CONTAINER_H_
+#define RUNVM_RUNTIME_CONTAINER_H_
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "base/process.h"
+#include "base/process_identity.h"
+#include "nlohmann/json_fwd.hpp"
+#include "runtime/config_loader.h"
+
+namespace runvm {
+
+inline constexpr char kContainerFormat[] = "runvm.container";
+inline constexpr int kContainerVersion = 1;
+
+// OCI statuses (runtime-spec "state").
+inline constexpr char kOciCreating[] = "creating";
+inline constexpr char kOciCreated[] = "created";
+inline constexpr char kOciRunning[] = "running";
+inline constexpr char kOciStopped[] = "stopped";
+
+struct ContainerRecord {
+  std::string id;
+  std::string sandbox_id;
+  std::string bundle;   // absolute
+  std::string rootfs;   // absolute, on the host
+  std::string created;  // RFC 3339, UTC
+  std::string status;   // creating, created, running or stopped (as last recorded)
+  std::map<std::string, std::string> annotations;
+  std::vector<std::string> shares;  // mount points this container added in the shared dir
+  std::string port_device;          // hot-plug id of its stdio port; "" until plugged
+  std::optional<ProcessIdentity> shim;
+  int64_t guest_pid = 0;
+};
+
+nlohmann::json ContainerToJson(const ContainerRecord& record);
+absl::StatusOr<ContainerRecord> ContainerFromJson(const nlohmann::json& j);
+
+// What `state` prints.
+struct OciState {
+  std::string id;
+  int pid = 0;  // the shim's; 0 once stopped
+  std::string status;
+  std::string bundle;
+  std::string rootfs;
+  std::string created;
+  std::string owner;
+  std::map<std::string, std::string> annotations;
+};
+// runc's layout: ociVersion, id, pid, status, bundle, rootfs, created, owner, annotations.
+std::string OciStateJson(const OciState& state);
+
+struct CreateRequest {
+  std::string id;
+  std::string bundle;
+  std::string pid_file;        // written with the shim's pid: digits only
+  std::string console_socket;  // not supported yet: an error
+  bool detach = true;          // the shim gets its own session
+};
+
+struct ContainersOptions {
+  std::string root = "/run/runvm";
+  absl::Duration lock_wait = absl::Seconds(30);
+  std::function<absl::StatusOr<LoadedConfig>()> load_config;
+  // How the shim is started: this binary, and the global flags it passes on (--log ...).
+  std::string self_exe = "/proc/self/exe";
+  std::vector<std::string> shim_flags;
+};
+
+class Containers {
+ public:
+  explicit Containers(ContainersOptions options) : options_(std::move(options)) {}
+
+  // Creates the container (booting its sandbox) and its shim, which is returned running: the
+  // caller releases it (create) or waits for it (run). All or nothing.
+  absl::StatusOr<Child> Create(const CreateRequest& request);
+  absl::Status Start(const std::string& id);
+  // `signal` as a name (KILL, SIGKILL) or a number; with `all`, every process of the container.
+  absl::Status Kill(const std::string& id, const std::string& signal, bool all);
+  // Without `force` a running container is refused; with it, it is killed, and an unknown id is
+  // not an error.
+  absl::Status Delete(const std::string& id, bool force);
+  absl::StatusOr<OciState> State(const std::string& id);
+
+ private:
+  ContainersOptions options_;
+};
+
+// runc's signal syntax: "9", "KILL", "SIGKILL", "sigkill"; InvalidArgument otherwise.
+absl::StatusOr<int> ParseSignal(const std::string& text);
+
+}  // namespace runvm
+
+#endif  // RUNVM_RUNTIME_CONTAINER_H_

@@ -1,0 +1,30 @@
+// The per-container shim: `runvm shim`, re-executed by `create` and detached from it. It is what
+// the engine sees as the container's process (its pid goes to --pid-file and into `state`):
+//
+//   - it holds the stdio the engine handed to `create` (fds 0-2) and relays it to and from the
+//     container process's port (a hot-plugged virtio-serial port; proto/io_frame.h);
+//   - it exits with the workload's exit status (128 + signal when the workload was killed), so an
+//     engine that reaps its children as a subreaper sees an ordinary child exit;
+//   - it carries the sandbox's helper marker, so stopping the sandbox ends it too.
+//
+// Readiness: the shim writes "ok" to the fd named by --ready-fd once it is connected to the port,
+// or the reason it could not start; `create` returns only after that.
+#ifndef RUNVM_RUNTIME_SHIM_H_
+#define RUNVM_RUNTIME_SHIM_H_
+
+#include <string>
+
+namespace runvm {
+
+struct ShimOptions {
+  std::string id;
+  std::string port_socket;  // the host side of the port (QEMU listens)
+  int ready_fd = -1;
+};
+
+// Runs the shim; returns its exit status.
+int RunShim(const ShimOptions& options);
+
+}  // namespace runvm
+
+#endif  // RUNVM_RUNTIME_SHIM_H_
