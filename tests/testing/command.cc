@@ -10,13 +10,15 @@
 namespace runvm::testing {
 
 CommandResult RunCommand(const std::vector<std::string>& argv, std::vector<std::string> env,
-                         absl::Duration timeout) {
+                         absl::Duration timeout, const std::string* input) {
   CommandResult r;
   env.push_back("PATH=/usr/sbin:/usr/bin:/sbin:/bin");
   auto out = MakePipe();
   auto err = MakePipe();
-  if (!out.ok() || !err.ok()) return r;
+  auto in = MakePipe();
+  if (!out.ok() || !err.ok() || !in.ok()) return r;
   SpawnOptions o{.argv = argv, .env = env};
+  if (input != nullptr) o.fds[0] = in->read.get();
   o.fds[1] = out->write.get();
   o.fds[2] = err->write.get();
   auto child = Spawn(o);
@@ -26,6 +28,12 @@ CommandResult RunCommand(const std::vector<std::string>& argv, std::vector<std::
   }
   out->write.reset();
   err->write.reset();
+  in->read.reset();
+  if (input != nullptr) {
+    // Small inputs only: the pipe takes 64 KiB before the child reads.
+    (void)!::write(in->write.get(), input->data(), input->size());
+  }
+  in->write.reset();
   // Both pipes at once, so that neither can fill up and stall the child.
   const absl::Time deadline = absl::Now() + timeout;
   pollfd p[2] = {{out->read.get(), POLLIN, 0}, {err->read.get(), POLLIN, 0}};

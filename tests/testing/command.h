@@ -18,10 +18,12 @@ struct CommandResult {
   std::string err;
 };
 
-// Runs argv[0] (a path) with `env` added to a minimal environment (PATH only). Waits at most
-// `timeout`; a command still running then is killed and reported with code -1.
+// Runs argv[0] (a path) with `env` added to a minimal environment (PATH only), `input` on its
+// stdin (then end of file; without it, /dev/null). Waits at most `timeout`; a command still
+// running then is killed and reported with code -1.
 CommandResult RunCommand(const std::vector<std::string>& argv, std::vector<std::string> env = {},
-                         absl::Duration timeout = absl::Seconds(120));
+                         absl::Duration timeout = absl::Seconds(120),
+                         const std::string* input = nullptr);
 
 }  // namespace runvm::testing
 

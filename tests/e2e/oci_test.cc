@@ -1,0 +1,432 @@
+// The OCI lifecycle end to end: the real runvm binary, driven the way engines drive runc, running
+// a busybox bundle in a real sandbox VM (QEMU with TCG, the built guest and its agent).
+//
+// The test process makes itself a child subreaper, as containerd's and conmon's shims are, so the
+// runvm shim (the container's pid for the engine) becomes its child when `create` exits and its
+// exit status can be read: it must be the workload's.
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "base/fd.h"
+#include "base/file.h"
+#include "base/process.h"
+#include "base/process_identity.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/testing/bundle.h"
+#include "tests/testing/command.h"
+#include "tests/testing/status_matchers.h"
+#include "tests/testing/temp_dir.h"
+
+namespace runvm {
+namespace {
+
+using ::runvm::testing::Bundle;
+using ::runvm::testing::CommandResult;
+using ::runvm::testing::IsOk;
+using ::runvm::testing::MakeBusyboxBundle;
+using ::runvm::testing::TempDir;
+using ::testing::HasSubstr;
+using Json = nlohmann::json;
+
+std::string GuestFile(const std::string& name) { return std::string(RUNVM_GUEST_DIR) + "/" + name; }
+
+// The release of the guest's kernel, from its bzImage header (the version string's offset is at
+// 0x20e, relative to 0x200): what `uname -r` in the container must print.
+std::string GuestKernelRelease() {
+  absl::StatusOr<std::string> image = ReadFile(GuestFile("vmlinuz"), 64 << 20);
+  if (!image.ok() || image->size() < 0x210) return "?";
+  const size_t offset =
+      0x200 + (static_cast<uint8_t>((*image)[0x20e]) | static_cast<uint8_t>((*image)[0x20f]) << 8);
+  if (offset >= image->size()) return "?";
+  std::string version = image->c_str() + offset;
+  return version.substr(0, version.find(' '));
+}
+
+// A process the test reaps as a subreaper: the shim.
+absl::StatusOr<int> WaitForExit(pid_t pid, absl::Duration timeout) {
+  Fd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!pidfd.valid()) return absl::NotFoundError(absl::StrCat("no process ", pid));
+  Child child(pid, std::move(pidfd));
+  absl::StatusOr<ExitStatus> st = child.Wait(absl::Now() + timeout);
+  if (!st.ok()) return st.status();
+  return st->ShellCode();
+}
+
+std::string ReadAll(int fd) {
+  std::string s;
+  char buf[4096];
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 20000) <= 0) break;
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    s.append(buf, static_cast<size_t>(n));
+  }
+  return s;
+}
+
+// Reads `fd` until `text` arrives (or 60 s pass); returns everything read.
+std::string ReadUntil(int fd, absl::string_view text) {
+  std::string s;
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (!absl::StrContains(s, text) && absl::Now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 200) <= 0) continue;
+    char buf[4096];
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    s.append(buf, static_cast<size_t>(n));
+  }
+  return s;
+}
+
+// The stdio an engine hands to `create`: the container's, as pipes the test holds the other
+// ends of.
+struct EngineIo {
+  Fd stdin_w, stdout_r, stderr_r;
+  CommandResult create;  // runvm create's own exit code (its output went to the container's fds)
+};
+
+class OciTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(::access(GuestFile("vmlinuz").c_str(), R_OK), 0)
+        << "the guest is missing: run scripts/setup.sh (guest/build.sh)";
+    ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    root_ = dir_.path() + "/root";
+    log_ = dir_.path() + "/runvm.log";
+    config_ = dir_.Write(
+        "configuration.toml",
+        absl::StrCat("[hypervisor.qemu]\nkernel = \"", GuestFile("vmlinuz"), "\"\ninitrd = \"",
+                     GuestFile("initrd.img"), "\"\naccelerator = \"tcg\"\ndefault_memory = 512\n"));
+    bundle_ = MakeBusyboxBundle(dir_.path() + "/bundle");
+  }
+  void TearDown() override {
+    for (const std::string& id : ids_) {
+      CommandResult r = Runvm({"delete", "--force", id});
+      EXPECT_EQ(r.code, 0) << r.err;
+      ExpectNothingLeft(id);
+    }
+    while (::waitpid(-1, nullptr, WNOHANG) > 0) {
+    }
+  }
+
+  std::string NewId() {
+    ids_.push_back(absl::StrCat("oci", ::getpid(), "-", ids_.size()));
+    return ids_.back();
+  }
+
+  // runvm with containerd's global flags (--root, --log, --log-format json) and the test's
+  // configuration in the environment, as an installed runvm would find its own.
+  std::vector<std::string> Argv(const std::vector<std::string>& args, bool global_flags = true) {
+    std::vector<std::string> argv = {RUNVM_BINARY};
+    if (global_flags)
+      argv.insert(argv.end(), {"--root", root_, "--log", log_, "--log-format", "json"});
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
+  }
+  CommandResult Runvm(const std::vector<std::string>& args, const std::string* input = nullptr,
+                      bool global_flags = true) {
+    return ::runvm::testing::RunCommand(Argv(args, global_flags), {"RUNVM_CONFIG=" + config_},
+                                        absl::Seconds(120), input);
+  }
+
+  // `create` (or `run -d`) as an engine runs it: fds 0-2 are the container's stdio; the call
+  // returns when runvm exits, while the container's shim still holds them.
+  EngineIo Create(const std::vector<std::string>& args, bool global_flags = true) {
+    EngineIo io;
+    absl::StatusOr<Pipe> in = MakePipe(), out = MakePipe(), err = MakePipe();
+    EXPECT_TRUE(in.ok() && out.ok() && err.ok());
+    SpawnOptions o{.argv = Argv(args, global_flags),
+                   .env = std::vector<std::string>{"RUNVM_CONFIG=" + config_,
+                                                   "PATH=/usr/sbin:/usr/bin:/sbin:/bin"}};
+    o.fds = {{0, in->read.get()}, {1, out->write.get()}, {2, err->write.get()}};
+    absl::StatusOr<Child> child = Spawn(o);
+    EXPECT_THAT(child, IsOk());
+    in->read.reset();
+    out->write.reset();
+    err->write.reset();
+    io.stdin_w = std::move(in->write);
+    io.stdout_r = std::move(out->read);
+    io.stderr_r = std::move(err->read);
+    if (child.ok()) {
+      absl::StatusOr<ExitStatus> st = child->Wait(absl::Now() + absl::Seconds(120));
+      if (st.ok()) io.create.code = st->ShellCode();
+    }
+    return io;
+  }
+
+  Json State(const std::string& id) {
+    CommandResult r = Runvm({"state", id});
+    EXPECT_EQ(r.code, 0) << r.err;
+    Json j = Json::parse(r.out, nullptr, false);
+    return j.is_discarded() ? Json::object() : j;
+  }
+
+  // Waits (a few seconds at most) until the container's status is `status`.
+  std::string AwaitStatus(const std::string& id, const std::string& status) {
+    std::string now;
+    for (int i = 0; i < 100 && now != status; ++i) {
+      now = State(id).value("status", "");
+      if (now != status) absl::SleepFor(absl::Milliseconds(100));
+    }
+    return now;
+  }
+
+  // The last line of the --log file, parsed.
+  Json LastLogLine() {
+    absl::StatusOr<std::string> text = ReadFile(log_);
+    if (!text.ok()) return Json();
+    std::vector<std::string> lines =
+        absl::StrSplit(absl::StripTrailingAsciiWhitespace(*text), '\n');
+    return Json::parse(lines.back(), nullptr, false);
+  }
+
+  void ExpectNothingLeft(const std::string& id) {
+    EXPECT_FALSE(std::filesystem::exists(root_ + "/" + id)) << id;
+    absl::StatusOr<std::string> mounts = ReadFile("/proc/self/mounts");
+    ASSERT_THAT(mounts, IsOk());
+    EXPECT_THAT(*mounts, ::testing::Not(HasSubstr(root_))) << "a mount under the root is left";
+    for (const ProcessIdentity& p : FindProcessesWithEnv("RUNVM_SANDBOX_DIR=" + root_)) {
+      ADD_FAILURE() << "left running: " << p.exe << " pid " << p.pid;
+    }
+    if (std::filesystem::exists(root_ + "/.vm")) {
+      EXPECT_TRUE(std::filesystem::is_empty(root_ + "/.vm")) << "a VM run directory is left";
+    }
+  }
+
+  TempDir dir_;
+  std::string root_, log_, config_;
+  Bundle bundle_;
+  std::vector<std::string> ids_;
+};
+
+TEST_F(OciTest, RunRelaysStdioAndExitsWithTheWorkloadsStatus) {
+  bundle_.spec.process.args = {
+      "sh", "-c",
+      "uname -r; echo to-stderr >&2; read line; echo got:$line; id -u; id -g; pwd; echo $GREETING;"
+      " exit 3"};
+  bundle_.spec.process.user.uid = 1000;
+  bundle_.spec.process.user.gid = 1000;
+  bundle_.spec.process.cwd = "/tmp";
+  bundle_.spec.process.env.push_back("GREETING=hello from the spec");
+  bundle_.Save();
+  const std::string id = NewId();
+  const std::string input = "piped\n";
+  CommandResult r = Runvm({"run", "--bundle", bundle_.path, id}, &input);
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_EQ(r.out, absl::StrCat(GuestKernelRelease(), "\ngot:piped\n1000\n1000\n/tmp\n",
+                                "hello from the spec\n"))
+      << "uname -r shows the guest's kernel (" << GuestKernelRelease() << "), not the host's";
+  EXPECT_EQ(r.err, "to-stderr\n");
+  // run removes the container once it exited.
+  EXPECT_THAT(Runvm({"state", id}).err, HasSubstr("does not exist"));
+}
+
+TEST_F(OciTest, LifecycleStatesSignalsAndTheShimsExitStatus) {
+  bundle_.spec.process.args = {
+      "sh", "-c",
+      "trap 'echo got-usr1' USR1; trap 'echo got-term; exit 7' TERM; echo ready;"
+      " while :; do sleep 0.1; done"};
+  bundle_.Save();
+  const std::string id = NewId();
+  const std::string pid_file = dir_.path() + "/init.pid";
+  EngineIo io = Create({"create", "--bundle", bundle_.path, "--pid-file", pid_file, id});
+  ASSERT_EQ(io.create.code, 0) << ReadFile(log_).value_or("");
+  Json state = State(id);
+  EXPECT_EQ(state["status"], "created");
+  EXPECT_EQ(state["id"], id);
+  EXPECT_EQ(state["bundle"], bundle_.path);
+  EXPECT_EQ(state["rootfs"], bundle_.rootfs);
+  EXPECT_EQ(state["ociVersion"], "1.0.2");
+  // The pid file holds digits only: the shim's pid, which state reports too.
+  ASSERT_OK_AND_ASSIGN(std::string pid_text, ReadFile(pid_file));
+  int pid = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(pid_text, &pid) &&
+              pid_text.find_first_not_of("0123456789") == std::string::npos)
+      << "\"" << pid_text << "\"";
+  EXPECT_EQ(state["pid"], pid);
+  // A second create of the same id is refused and changes nothing.
+  EngineIo again = Create({"create", "--bundle", bundle_.path, id});
+  EXPECT_EQ(again.create.code, 1);
+  EXPECT_THAT(LastLogLine().value("msg", ""), HasSubstr("container with id exists: " + id));
+  EXPECT_EQ(LastLogLine().value("level", ""), "error");
+  EXPECT_EQ(State(id)["status"], "created");
+
+  ASSERT_EQ(Runvm({"start", id}).code, 0);
+  EXPECT_THAT(ReadUntil(io.stdout_r.get(), "ready\n"), HasSubstr("ready"));
+  EXPECT_EQ(State(id)["status"], "running");
+  EXPECT_THAT(Runvm({"start", id}).err, HasSubstr("cannot start an already running container"));
+  ASSERT_EQ(Runvm({"kill", id, "USR1"}).code, 0);
+  EXPECT_THAT(ReadUntil(io.stdout_r.get(), "got-usr1\n"), HasSubstr("got-usr1"))
+      << "the trap in the container saw USR1";
+  ASSERT_EQ(Runvm({"kill", id}).code, 0);  // TERM by default
+  ASSERT_OK_AND_ASSIGN(int status, WaitForExit(pid, absl::Seconds(60)));
+  EXPECT_EQ(status, 7) << "the shim exits with the workload's status";
+  EXPECT_THAT(ReadAll(io.stdout_r.get()), HasSubstr("got-term"));
+  EXPECT_EQ(State(id)["status"], "stopped");
+  EXPECT_EQ(State(id)["pid"], 0);
+  CommandResult late = Runvm({"kill", id, "KILL"});
+  EXPECT_EQ(late.code, 1);
+  EXPECT_THAT(late.err, HasSubstr("container not running"));
+  EXPECT_EQ(Runvm({"delete", id}).code, 0);
+  ExpectNothingLeft(id);
+}
+
+TEST_F(OciTest, ContainerdShimCallSequenceReplays) {
+  // As containerd's runc shim calls it (flags and order as observed), with a workload that only
+  // SIGKILL ends: it is pid 1 of its namespace without a TERM handler.
+  bundle_.spec.process.args = {"sleep", "1000"};
+  bundle_.Save();
+  const std::string id = NewId();
+  const std::string pid_file = bundle_.path + "/init.pid";
+  EngineIo io = Create({"create", "--bundle", bundle_.path, "--pid-file", pid_file, id});
+  ASSERT_EQ(io.create.code, 0) << ReadFile(log_).value_or("");
+  ASSERT_OK_AND_ASSIGN(std::string pid_text, ReadFile(pid_file));
+  int pid = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(pid_text, &pid)) << pid_text;
+  for (const std::vector<std::string>& call :
+       {std::vector<std::string>{"start", id}, {"kill", id, "15"}, {"kill", id, "9"}}) {
+    CommandResult r = Runvm(call);
+    EXPECT_EQ(r.code, 0) << absl::StrJoin(call, " ") << ": " << r.err;
+  }
+  ASSERT_OK_AND_ASSIGN(int status, WaitForExit(pid, absl::Seconds(60)));
+  EXPECT_EQ(status, 128 + 9);
+  for (const std::vector<std::string>& call : {std::vector<std::string>{"kill", "--all", id, "9"},
+                                               {"delete", id},
+                                               {"delete", "--force", id}}) {
+    CommandResult r = Runvm(call);
+    EXPECT_EQ(r.code, 0) << absl::StrJoin(call, " ") << ": " << r.err;
+  }
+  ExpectNothingLeft(id);
+}
+
+TEST_F(OciTest, PodmanAndConformanceCallSequencesReplay) {
+  bundle_.spec.process.args = {
+      "sh", "-c", "trap 'echo usr1' USR1; echo ready; while :; do sleep 0.1; done"};
+  bundle_.Save();
+  // conmon: no global flags (the root is the default one, so the ids are unique).
+  const std::string podman_id = NewId() + "-podman";
+  ids_.back() = podman_id;
+  const std::string pid_file = dir_.path() + "/conmon.pid";
+  EngineIo podman = Create({"create", "--bundle", bundle_.path, "--pid-file", pid_file, podman_id},
+                           /*global_flags=*/false);
+  ASSERT_EQ(podman.create.code, 0) << ReadAll(podman.stderr_r.get());
+  for (const std::vector<std::string>& call : {std::vector<std::string>{"start", podman_id},
+                                               {"kill", podman_id, "15"},
+                                               {"kill", podman_id, "9"},
+                                               {"delete", "--force", podman_id}}) {
+    CommandResult r = Runvm(call, nullptr, /*global_flags=*/false);
+    EXPECT_EQ(r.code, 0) << absl::StrJoin(call, " ") << ": " << r.err;
+  }
+  EXPECT_FALSE(std::filesystem::exists("/run/runvm/" + podman_id));
+  ids_.pop_back();
+
+  // A conformance suite: create without a pid file, state, signals by name, delete.
+  const std::string id = NewId();
+  EngineIo io = Create({"create", "--bundle", bundle_.path, id});
+  ASSERT_EQ(io.create.code, 0) << ReadFile(log_).value_or("");
+  EXPECT_EQ(State(id)["status"], "created");
+  ASSERT_EQ(Runvm({"start", id}).code, 0);
+  EXPECT_THAT(ReadUntil(io.stdout_r.get(), "ready\n"), HasSubstr("ready"));
+  EXPECT_EQ(Runvm({"kill", id, "USR1"}).code, 0);
+  EXPECT_THAT(ReadUntil(io.stdout_r.get(), "usr1\n"), HasSubstr("usr1"));
+  EXPECT_EQ(Runvm({"kill", id, "SIGKILL"}).code, 0);
+  EXPECT_EQ(AwaitStatus(id, "stopped"), "stopped");
+  EXPECT_EQ(Runvm({"delete", id}).code, 0);
+  ExpectNothingLeft(id);
+}
+
+TEST_F(OciTest, ReadonlyRootCapabilitiesAndSeccompAreEnforcedInTheGuest) {
+  bundle_.spec.root.readonly = true;
+  // Only CAP_CHOWN (bit 0) and CAP_KILL (bit 5) stay: CAP_NET_RAW (bit 13) and the rest are gone.
+  const std::vector<std::string> kept = {"CAP_CHOWN", "CAP_KILL"};
+  bundle_.spec.process.capabilities =
+      oci::Capabilities{.bounding = kept, .effective = kept, .permitted = kept};
+  bundle_.spec.linux.seccomp = oci::Seccomp{
+      .default_action = "SCMP_ACT_ALLOW",
+      .architectures = {"SCMP_ARCH_X86_64"},
+      .syscalls = {{.names = {"mkdir", "mkdirat"}, .action = "SCMP_ACT_ERRNO", .errno_ret = 1}}};
+  bundle_.spec.process.args = {
+      "sh", "-c",
+      "touch /new 2>/dev/null && echo root-writable || echo root-readonly;"
+      " grep CapEff /proc/self/status; mkdir /tmp/d 2>/dev/null && echo mkdir-ran ||"
+      " echo mkdir-denied"};
+  bundle_.Save();
+  const std::string id = NewId();
+  CommandResult r = Runvm({"run", "--bundle", bundle_.path, id});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "root-readonly\nCapEff:\t0000000000000021\nmkdir-denied\n");
+  // Nothing reached the bundle's rootfs either.
+  EXPECT_FALSE(std::filesystem::exists(bundle_.rootfs + "/new"));
+}
+
+TEST_F(OciTest, RunDetachedReturnsAndTheContainerRuns) {
+  bundle_.spec.process.args = {"sleep", "1000"};
+  bundle_.Save();
+  const std::string id = NewId();
+  // Like create, run -d leaves the container holding the stdio it was given.
+  EngineIo io = Create({"run", "-d", "--bundle", bundle_.path, id});
+  ASSERT_EQ(io.create.code, 0) << ReadFile(log_).value_or("");
+  EXPECT_EQ(State(id)["status"], "running");
+  CommandResult refused = Runvm({"delete", id});
+  EXPECT_EQ(refused.code, 1);
+  EXPECT_THAT(refused.err, HasSubstr("cannot delete container " + id + " that is not stopped"));
+  EXPECT_EQ(Runvm({"delete", "--force", id}).code, 0);
+  ExpectNothingLeft(id);
+}
+
+TEST_F(OciTest, BadInputGetsRuncsErrorsAndChangesNothing) {
+  const std::string id = NewId();
+  for (const std::vector<std::string>& call :
+       {std::vector<std::string>{"state", id}, {"start", id}, {"kill", id}, {"delete", id}}) {
+    CommandResult r = Runvm(call);
+    EXPECT_EQ(r.code, 1) << call[0];
+    EXPECT_THAT(r.err, HasSubstr("container " + id + " does not exist")) << call[0];
+    EXPECT_EQ(LastLogLine().value("msg", ""), "container " + id + " does not exist");
+  }
+  EXPECT_EQ(Runvm({"delete", "--force", id}).code, 0) << "an unknown id is no error with --force";
+  EXPECT_THAT(Runvm({"kill", id, "NOSUCHSIG"}).err, HasSubstr("unknown signal \"NOSUCHSIG\""));
+
+  // A malformed config.json: named, nothing created.
+  ASSERT_THAT(WriteFileAtomic(bundle_.path + "/config.json", "{\"ociVersion\": 1"), IsOk());
+  EngineIo io = Create({"create", "--bundle", bundle_.path, id});
+  EXPECT_EQ(io.create.code, 1);
+  EXPECT_THAT(LastLogLine().value("msg", ""), HasSubstr(bundle_.path + "/config.json"));
+  EXPECT_FALSE(std::filesystem::exists(root_ + "/" + id));
+  // A terminal without a console socket, as runc refuses it.
+  bundle_.spec.process.terminal = true;
+  bundle_.Save();
+  io = Create({"create", "--bundle", bundle_.path, id});
+  EXPECT_EQ(io.create.code, 1);
+  EXPECT_THAT(LastLogLine().value("msg", ""), HasSubstr("cannot allocate tty"));
+  EXPECT_FALSE(std::filesystem::exists(root_ + "/" + id));
+  // A configuration the annotations may not change: refused before anything boots.
+  bundle_.spec.process.terminal = false;
+  bundle_.spec.annotations["io.katacontainers.config.hypervisor.kernel_params"] = "init=/x";
+  bundle_.Save();
+  io = Create({"create", "--bundle", bundle_.path, id});
+  EXPECT_EQ(io.create.code, 1);
+  EXPECT_THAT(LastLogLine().value("msg", ""), HasSubstr("kernel_params"));
+  EXPECT_FALSE(std::filesystem::exists(root_ + "/" + id));
+}
+
+}  // namespace
+}  // namespace runvm
