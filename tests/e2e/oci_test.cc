@@ -319,8 +319,8 @@ TEST_F(OciTest, ContainerdShimCallSequenceReplays) {
 }
 
 TEST_F(OciTest, PodmanAndConformanceCallSequencesReplay) {
-  bundle_.spec.process.args = {
-      "sh", "-c", "trap 'echo usr1' USR1; echo ready; while :; do sleep 0.1; done"};
+  bundle_.spec.process.args = {"sh", "-c",
+                               "trap 'echo usr1' USR1; echo ready; while :; do sleep 0.1; done"};
   bundle_.Save();
   // conmon: no global flags (the root is the default one, so the ids are unique).
   const std::string podman_id = NewId() + "-podman";

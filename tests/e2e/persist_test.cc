@@ -30,6 +30,7 @@
 #include "hypervisor/qmp/client.h"
 #include "nlohmann/json.hpp"
 #include "persist/lock.h"
+#include "tests/testing/bundle.h"
 #include "tests/testing/command.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
@@ -73,6 +74,8 @@ const std::vector<std::string> kStopFailpoints = {"sandbox.stop.after-intent", "
                                                   "vm.stop.before-remove"};
 const std::vector<std::string> kDeleteFailpoints = {"sandbox.delete.after-intent",
                                                     "sandbox.delete.after-stop"};
+const std::vector<std::string> kContainerCreateFailpoints = {
+    "container.create.after-record", "container.create.after-boot", "container.create.before-shim"};
 const std::vector<std::string> kResizeFailpoints = {"hotplug.resize.after-intent",
                                                     "hotplug.resize.after-qom-set"};
 enum class Action { kDisk, kNic, kMemory, kCpu, kUnplugDisk, kUnplugNic };
@@ -291,6 +294,32 @@ TEST_F(PersistTest, CrashDuringBootIsRolledBackAndDeleteCleansUp) {
   // The id is free again: a new sandbox of that name boots.
   const std::string again = Create(/*wait=*/false);
   EXPECT_EQ(State(again)["status"], "running");
+}
+
+TEST_F(PersistTest, CrashDuringContainerCreateIsReportedStoppedAndDeleteCleansUp) {
+  config_ = Config();
+  testing::Bundle bundle = testing::MakeBusyboxBundle(dir_.path() + "/bundle");
+  bundle.spec.process.args = {"true"};
+  bundle.Save();
+  int n = 0;
+  for (const std::string& fp : kContainerCreateFailpoints) {
+    SCOPED_TRACE(fp);
+    const std::string id = absl::StrCat("cc", ::getpid(), "-", n++);
+    ids_.push_back(id);
+    CommandResult r = Runvm({"create", "--bundle", bundle.path, id}, fp);
+    ASSERT_EQ(r.code, kKilled) << r.err;
+    r = Runvm({"state", id});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(Json::parse(r.out, nullptr, false).value("status", ""), "stopped") << r.out;
+    r = Runvm({"delete", id});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(root_ + "/" + id));
+    const std::string run_dir = qemu::RunDirFor(root_ + "/.vm", id);
+    EXPECT_TRUE(FindProcessesWithEnv(qemu::HelperMarker(run_dir)).empty());
+    EXPECT_FALSE(std::filesystem::exists(run_dir));
+    ASSERT_OK_AND_ASSIGN(std::string mounts, ReadFile("/proc/self/mounts"));
+    EXPECT_THAT(mounts, ::testing::Not(HasSubstr(root_)));
+  }
 }
 
 TEST_F(PersistTest, CrashDuringStopOrDeleteIsCarriedThrough) {
@@ -591,8 +620,8 @@ TEST_F(PersistTest, AFullDiskFailsTheOperationAndKeepsTheRecord) {
 
 TEST(CrashMatrix, CoversEveryFailpoint) {
   std::set<std::string> covered;
-  for (const auto* table :
-       {&kBootFailpoints, &kStopFailpoints, &kDeleteFailpoints, &kResizeFailpoints}) {
+  for (const auto* table : {&kBootFailpoints, &kStopFailpoints, &kDeleteFailpoints,
+                            &kResizeFailpoints, &kContainerCreateFailpoints}) {
     covered.insert(table->begin(), table->end());
   }
   for (const auto& [fp, action] : kHotplugMatrix) covered.insert(fp);
