@@ -3,11 +3,15 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
 #include <dirent.h>
+#include <stdlib.h>
+
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
@@ -192,6 +196,24 @@ bool WriteToPort(int fd, absl::string_view data, const std::atomic<bool>& stop) 
   return true;
 }
 
+struct Terminal {
+  Fd master, slave;
+};
+
+// A pseudo-terminal pair from the guest's devpts.
+absl::StatusOr<Terminal> OpenTerminal() {
+  Terminal t;
+  t.master = Fd(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (!t.master.valid()) return ErrnoError("open a terminal (posix_openpt)");
+  char name[64];
+  if (::grantpt(t.master.get()) != 0 || ::unlockpt(t.master.get()) != 0 ||
+      ::ptsname_r(t.master.get(), name, sizeof name) != 0) {
+    return ErrnoError("unlock the terminal");
+  }
+  ASSIGN_OR_RETURN(t.slave, OpenFile(name, O_RDWR | O_NOCTTY));
+  return t;
+}
+
 // Signals every process in the pid namespace of `init`, as runc's kill --all does. A container
 // sharing the agent's own pid namespace gets only its init signalled.
 absl::Status SignalNamespace(pid_t init, int sig) {
@@ -223,12 +245,15 @@ absl::Status SignalNamespace(pid_t init, int sig) {
 // A created container with its stdio relays.
 class RunningContainer {
  public:
-  RunningContainer(Container c, Fd port, Fd stdin_w, Fd stdout_r, Fd stderr_r)
+  // With `terminal`, stdout_r is the terminal's master (stderr_r is unused) and resize frames
+  // set its size.
+  RunningContainer(Container c, Fd port, Fd stdin_w, Fd stdout_r, Fd stderr_r, bool terminal)
       : container_(std::move(c)),
         port_(std::move(port)),
         stdin_w_(std::move(stdin_w)),
         stdout_r_(std::move(stdout_r)),
-        stderr_r_(std::move(stderr_r)) {
+        stderr_r_(std::move(stderr_r)),
+        terminal_(terminal) {
     output_ = std::thread([this] { RelayOutput(); });
     input_ = std::thread([this] { RelayInput(); });
   }
@@ -261,7 +286,7 @@ class RunningContainer {
   void RelayOutput() {
     pollfd p[2] = {{stdout_r_.get(), POLLIN, 0}, {stderr_r_.get(), POLLIN, 0}};
     const io_frame::Kind kinds[2] = {io_frame::kStdout, io_frame::kStderr};
-    int open = 2;
+    int open = stderr_r_.valid() ? 2 : 1;  // a terminal's master reads EIO once the process ends
     bool host = true;
     while (open > 0 && !stop_) {
       if (::poll(p, 2, 100) <= 0) continue;
@@ -315,6 +340,12 @@ class RunningContainer {
         if (!f->has_value()) break;
         if ((*f)->kind == io_frame::kStdinClosed) {
           stdin_w_.reset();
+        } else if ((*f)->kind == io_frame::kResize && terminal_) {
+          absl::StatusOr<io_frame::WindowSize> size = io_frame::WindowSizeOf(**f);
+          if (size.ok()) {
+            winsize ws{.ws_row = size->rows, .ws_col = size->columns};
+            (void)::ioctl(stdout_r_.get(), TIOCSWINSZ, &ws);
+          }
         } else if ((*f)->kind == io_frame::kStdin && stdin_w_.valid()) {
           std::atomic<bool> never(false);
           if (!WriteToPort(stdin_w_.get(), (*f)->data, never)) stdin_w_.reset();
@@ -325,6 +356,7 @@ class RunningContainer {
 
   Container container_;
   Fd port_, stdin_w_, stdout_r_, stderr_r_;
+  const bool terminal_;
   std::atomic<bool> stop_{false};
   std::mutex mu_;
   std::condition_variable cv_;
@@ -356,25 +388,38 @@ Message Agent::HandleContainer(const Message& request) {
     }
     absl::StatusOr<oci::Spec> spec = oci::ParseSpec(c->spec_json);
     if (!spec.ok()) return ErrorReply(request, spec.status().message());
-    if (spec->process.terminal) {
-      return ErrorReply(request, "process.terminal: a terminal is not supported yet");
-    }
     absl::StatusOr<Fd> port = options_.open_port(c->stdio_port);
     if (!port.ok()) return ErrorReply(request, port.status().message());
     const int flags = ::fcntl(port->get(), F_GETFL);
     ::fcntl(port->get(), F_SETFL, flags | O_NONBLOCK);
-    absl::StatusOr<Pipe> in = MakePipe(), out = MakePipe(), err = MakePipe();
-    if (!in.ok() || !out.ok() || !err.ok()) return ErrorReply(request, "pipes");
+    // The process's stdio: three pipes, or a terminal whose master the relays use both ways.
+    Fd stdin_w, stdout_r, stderr_r;
+    std::array<Fd, 3> theirs;
+    if (spec->process.terminal) {
+      absl::StatusOr<Terminal> t = OpenTerminal();
+      if (!t.ok()) return ErrorReply(request, t.status().message());
+      for (Fd& f : theirs) f = Fd(::fcntl(t->slave.get(), F_DUPFD_CLOEXEC, 3));
+      stdin_w = Fd(::fcntl(t->master.get(), F_DUPFD_CLOEXEC, 3));
+      stdout_r = std::move(t->master);
+    } else {
+      absl::StatusOr<Pipe> in = MakePipe(), out = MakePipe(), err = MakePipe();
+      if (!in.ok() || !out.ok() || !err.ok()) return ErrorReply(request, "pipes");
+      theirs = {std::move(in->read), std::move(out->write), std::move(err->write)};
+      stdin_w = std::move(in->write);
+      stdout_r = std::move(out->read);
+      stderr_r = std::move(err->read);
+    }
     absl::StatusOr<Container> created =
         Container::Create({.id = c->id,
                            .rootfs = c->rootfs,
                            .spec = *spec,
-                           .stdio = {in->read.get(), out->write.get(), err->write.get()}});
+                           .stdio = {theirs[0].get(), theirs[1].get(), theirs[2].get()},
+                           .terminal = spec->process.terminal});
     if (!created.ok()) return ErrorReply(request, created.status().message());
     const pid_t pid = created->pid();
     containers_[c->id] = std::make_unique<RunningContainer>(
-        *std::move(created), *std::move(port), std::move(in->write), std::move(out->read),
-        std::move(err->read));
+        *std::move(created), *std::move(port), std::move(stdin_w), std::move(stdout_r),
+        std::move(stderr_r), spec->process.terminal);
     return {.type = kCreateContainer, .id = request.id, .fields = ToFields(Created{pid})};
   }
   if (request.type == kStartContainer || request.type == kDestroy) {

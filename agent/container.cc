@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <seccomp.h>
 #include <sys/capability.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -84,6 +85,7 @@ struct Plan {
   std::optional<int> oom_score_adj;
   std::string cwd;
   std::vector<std::string> args, env;
+  bool terminal = false;
 };
 
 struct PlanDeleter {
@@ -294,6 +296,7 @@ absl::StatusOr<std::vector<sock_filter>> ExportSeccomp(scmp_filter_ctx ctx) {
 
 absl::StatusOr<std::unique_ptr<Plan, PlanDeleter>> MakePlan(const ContainerConfig& c) {
   std::unique_ptr<Plan, PlanDeleter> p(new Plan);
+  p->terminal = c.terminal;
   const oci::Spec& s = c.spec;
   p->rootfs = c.rootfs;
   for (const oci::Namespace& ns : s.linux.namespaces) {
@@ -445,6 +448,9 @@ bool LoadFilter(const Plan& p) {
   for (int i = 0; i < 3; ++i) {
     int from = stdio[i] >= 0 ? stdio[i] : devnull;
     if (::dup2(from, i) < 0) Die(status_fd, "stdio");
+  }
+  if (p.terminal && (::setsid() < 0 || ::ioctl(0, TIOCSCTTY, 0) != 0)) {
+    Die(status_fd, "make the terminal the controlling one");
   }
   struct stat st;
   if (p.clone_flags & CLONE_NEWNS) {

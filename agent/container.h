@@ -31,6 +31,8 @@ struct ContainerConfig {
   std::string rootfs;  // absolute; spec.root.path is ignored
   oci::Spec spec;
   std::array<int, 3> stdio = {-1, -1, -1};  // the process's 0, 1, 2 (-1: /dev/null)
+  // stdio is a terminal's slave: the process gets a new session with it as controlling tty.
+  bool terminal = false;
 };
 
 class Container {

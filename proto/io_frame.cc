@@ -40,6 +40,14 @@ std::string EncodeResize(uint16_t rows, uint16_t columns) {
   return Encode(kResize, v);
 }
 
+absl::StatusOr<WindowSize> WindowSizeOf(const Frame& frame) {
+  if (frame.kind != kResize || frame.data.size() != 4) {
+    return absl::InvalidArgumentError("io frame: not a resize frame of 4 bytes");
+  }
+  const uint32_t v = GetU32(frame.data.data());
+  return WindowSize{static_cast<uint16_t>(v >> 16), static_cast<uint16_t>(v & 0xffff)};
+}
+
 absl::StatusOr<int> ExitStatusOf(const Frame& frame) {
   if (frame.kind != kExit || frame.data.size() != 4) {
     return absl::InvalidArgumentError("io frame: not an exit frame of 4 bytes");

@@ -48,6 +48,13 @@ std::string EncodeResize(uint16_t rows, uint16_t columns);
 // The exit status of a kExit frame; InvalidArgument unless it holds exactly 4 bytes.
 absl::StatusOr<int> ExitStatusOf(const Frame& frame);
 
+struct WindowSize {
+  uint16_t rows = 0;
+  uint16_t columns = 0;
+};
+// The size a kResize frame carries; InvalidArgument unless it holds exactly 4 bytes.
+absl::StatusOr<WindowSize> WindowSizeOf(const Frame& frame);
+
 class Reader {
  public:
   void Feed(absl::string_view bytes) { buf_.append(bytes.data(), bytes.size()); }

@@ -8,6 +8,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "base/file.h"
 #include "base/log.h"
 #include "nlohmann/json.hpp"
@@ -108,6 +109,8 @@ struct OciCommand {
   bool force = false;
   bool all = false;
   std::string signal = "TERM";
+  std::string format = "table";
+  bool quiet = false;
   int preserve_fds = 0;
   // shim
   std::string port;
@@ -162,8 +165,32 @@ int RunOci(const GlobalFlags& g, const std::string& verb, const OciCommand& c) {
     std::cout << OciStateJson(*state) << "\n";
     return 0;
   }
+  if (verb == "list") {
+    absl::StatusOr<std::vector<OciState>> all = containers.List();
+    if (!all.ok()) return Fail(all.status().message());
+    if (c.quiet) {
+      for (const OciState& st : *all) std::cout << st.id << "\n";
+    } else if (c.format == "json") {
+      nlohmann::ordered_json out = nlohmann::ordered_json::array();
+      for (const OciState& st : *all) out.push_back(OciStateToJson(st));
+      std::cout << out.dump() << "\n";
+    } else {
+      std::string text = absl::StrFormat("%-12s   %-8s   %-10s   %-30s   %-30s   %s\n", "ID", "PID",
+                                         "STATUS", "BUNDLE", "CREATED", "OWNER");
+      for (const OciState& st : *all) {
+        absl::StrAppend(&text, absl::StrFormat("%-12s   %-8d   %-10s   %-30s   %-30s   %s\n", st.id,
+                                               st.pid, st.status, st.bundle, st.created,
+                                               st.owner.empty() ? "root" : st.owner));
+      }
+      std::cout << text;
+    }
+    return 0;
+  }
   if (verb == "shim") {
-    return RunShim({.id = c.id, .port_socket = c.port, .ready_fd = c.ready_fd});
+    return RunShim({.id = c.id,
+                    .port_socket = c.port,
+                    .ready_fd = c.ready_fd,
+                    .console_socket = c.console_socket});
   }
   return Fail(absl::StrCat("unknown command ", verb));
 }
@@ -283,10 +310,15 @@ int RunCli(int argc, char** argv) {
   CLI::App* del = verb("delete", "delete a container and its VM");
   del->add_flag("-f,--force", oc.force, "kill it if it runs; an unknown id is no error");
   del->add_option("id", oc.id)->required();
+  CLI::App* list = verb("list", "list the containers");
+  list->add_option("-f,--format", oc.format, "table or json")
+      ->check(CLI::IsMember({"table", "json"}));
+  list->add_flag("-q,--quiet", oc.quiet, "only the ids");
   CLI::App* shim = verb("shim", "");  // started by create; hidden
   shim->group("");
   shim->add_option("--port", oc.port)->required();
   shim->add_option("--ready-fd", oc.ready_fd);
+  shim->add_option("--console-socket", oc.console_socket);
   shim->add_option("id", oc.id)->required();
 
   try {

@@ -234,7 +234,9 @@ absl::StatusOr<ContainerRecord> ContainerFromJson(const Json& j) {
   return r;
 }
 
-std::string OciStateJson(const OciState& s) {
+std::string OciStateJson(const OciState& s) { return OciStateToJson(s).dump(2); }
+
+nlohmann::ordered_json OciStateToJson(const OciState& s) {
   nlohmann::ordered_json j;
   j["ociVersion"] = kOciVersion;
   j["id"] = s.id;
@@ -245,7 +247,7 @@ std::string OciStateJson(const OciState& s) {
   j["created"] = s.created;
   j["owner"] = s.owner;
   j["annotations"] = s.annotations;
-  return j.dump(2);
+  return j;
 }
 
 absl::StatusOr<int> ParseSignal(const std::string& text) {
@@ -276,15 +278,15 @@ absl::StatusOr<int> ParseSignal(const std::string& text) {
 
 absl::StatusOr<Child> Containers::Create(const CreateRequest& req) {
   RETURN_IF_ERROR(ValidateSandboxId(req.id));
-  if (!req.console_socket.empty()) {
-    return absl::UnimplementedError(
-        "--console-socket: a terminal for the container is not supported yet");
-  }
   const std::string bundle = Absolute(req.bundle);
   ASSIGN_OR_RETURN(oci::Spec spec, ReadBundle(bundle));
-  if (spec.process.terminal) {
+  if (spec.process.terminal && req.console_socket.empty()) {
     return absl::InvalidArgumentError(
         "cannot allocate tty if runc will detach without setting console socket");
+  }
+  if (!spec.process.terminal && !req.console_socket.empty()) {
+    return absl::InvalidArgumentError(
+        "cannot use console socket if runc will not detach or allocate tty");
   }
   const std::string rootfs = Absolute(
       absl::StartsWith(spec.root.path, "/") ? spec.root.path : bundle + "/" + spec.root.path);
@@ -389,6 +391,9 @@ absl::StatusOr<Child> Containers::Create(const CreateRequest& req) {
     for (const char* arg : {"shim", "--port", port->source.c_str(), "--ready-fd", "3"}) {
       so.argv.push_back(arg);
     }
+    if (!req.console_socket.empty()) {
+      so.argv.insert(so.argv.end(), {"--console-socket", Absolute(req.console_socket)});
+    }
     so.argv.push_back(req.id);
     so.fds = {{0, 0}, {1, 1}, {2, 2}, {3, ready.write.get()}};
     so.env.emplace();
@@ -488,12 +493,9 @@ absl::Status Containers::Delete(const std::string& id, bool force) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<OciState> Containers::State(const std::string& id) {
-  RETURN_IF_ERROR(ValidateSandboxId(id));
-  Session s(options_);
-  if (::access(s.sandboxes().Dir(id).c_str(), F_OK) != 0) return NotExist(id);
-  ASSIGN_OR_RETURN(persist::Lock lock, s.sandboxes().LockShared(id, "state"));
-  ASSIGN_OR_RETURN(ContainerRecord r, s.Load(id));
+namespace {
+
+OciState StateOf(const ContainerRecord& r) {
   OciState out{.id = r.id,
                .status = LiveStatus(r),
                .bundle = r.bundle,
@@ -501,6 +503,32 @@ absl::StatusOr<OciState> Containers::State(const std::string& id) {
                .created = r.created,
                .annotations = r.annotations};
   if (out.status != kOciStopped && r.shim) out.pid = r.shim->pid;
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<OciState> Containers::State(const std::string& id) {
+  RETURN_IF_ERROR(ValidateSandboxId(id));
+  Session s(options_);
+  if (::access(s.sandboxes().Dir(id).c_str(), F_OK) != 0) return NotExist(id);
+  ASSIGN_OR_RETURN(persist::Lock lock, s.sandboxes().LockShared(id, "state"));
+  ASSIGN_OR_RETURN(ContainerRecord r, s.Load(id));
+  return StateOf(r);
+}
+
+absl::StatusOr<std::vector<OciState>> Containers::List() {
+  Session s(options_);
+  std::vector<OciState> out;
+  ASSIGN_OR_RETURN(std::vector<std::string> names, s.sandboxes().records().List(""));
+  for (const std::string& id : names) {
+    if (id.front() == '.') continue;
+    absl::StatusOr<Json> j =
+        s.sandboxes().records().Load(Key(id), kContainerFormat, kContainerVersion);
+    if (!j.ok()) continue;  // not a container (a bare sandbox), or gone meanwhile
+    absl::StatusOr<ContainerRecord> r = ContainerFromJson(*j);
+    if (r.ok()) out.push_back(StateOf(*r));
+  }
   return out;
 }
 

@@ -70,13 +70,14 @@ struct OciState {
   std::map<std::string, std::string> annotations;
 };
 // runc's layout: ociVersion, id, pid, status, bundle, rootfs, created, owner, annotations.
-std::string OciStateJson(const OciState& state);
+nlohmann::ordered_json OciStateToJson(const OciState& state);
+std::string OciStateJson(const OciState& state);  // indented as runc prints it
 
 struct CreateRequest {
   std::string id;
   std::string bundle;
   std::string pid_file;        // written with the shim's pid: digits only
-  std::string console_socket;  // not supported yet: an error
+  std::string console_socket;  // the shim sends the terminal's master here (process.terminal)
   bool detach = true;          // the shim gets its own session
 };
 
@@ -103,6 +104,9 @@ class Containers {
   // not an error.
   absl::Status Delete(const std::string& id, bool force);
   absl::StatusOr<OciState> State(const std::string& id);
+  // Every container under the root, by id. Reads without locking (records are replaced
+  // atomically), so it never waits for another invocation.
+  absl::StatusOr<std::vector<OciState>> List();
 
  private:
   ContainersOptions options_;

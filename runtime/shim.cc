@@ -1,16 +1,24 @@
 #include "runtime/shim.h"
 
+#include <fcntl.h>
 #include <poll.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <csignal>
+#include <cstring>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/fd.h"
 #include "base/log.h"
+#include "base/status.h"
 #include "base/unix_socket.h"
 #include "proto/io_frame.h"
 
@@ -36,39 +44,103 @@ void Ready(int fd, absl::string_view message) {
   ::close(fd);
 }
 
+// Opens a terminal, sends its master to the console socket (runc's way: one SCM_RIGHTS message
+// whose payload is the master's name) and returns the slave, raw, as this process's controlling
+// terminal so that a resize of the master signals SIGWINCH here.
+absl::StatusOr<Fd> OpenConsole(const std::string& console_socket) {
+  Fd master(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+  if (!master.valid()) return ErrnoError("posix_openpt");
+  char name[64];
+  if (::grantpt(master.get()) != 0 || ::unlockpt(master.get()) != 0 ||
+      ::ptsname_r(master.get(), name, sizeof name) != 0) {
+    return ErrnoError("unlock the terminal");
+  }
+  ASSIGN_OR_RETURN(Fd slave, OpenFile(name, O_RDWR | O_NOCTTY));
+  termios t;
+  if (::tcgetattr(slave.get(), &t) == 0) {
+    ::cfmakeraw(&t);
+    (void)::tcsetattr(slave.get(), TCSANOW, &t);
+  }
+  (void)::ioctl(slave.get(), TIOCSCTTY, 0);  // fails harmlessly outside a new session (run)
+  absl::StatusOr<Fd> sock = ConnectUnix(console_socket);
+  if (!sock.ok()) return Annotate(sock.status(), "--console-socket");
+  const char payload[] = "/dev/ptmx";
+  iovec iov{.iov_base = const_cast<char*>(payload), .iov_len = sizeof payload - 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  const int fd = master.get();
+  std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  if (::sendmsg(sock->get(), &msg, MSG_NOSIGNAL) < 0) {
+    return ErrnoError(absl::StrCat("send the terminal to ", console_socket));
+  }
+  return slave;
+}
+
 }  // namespace
 
 int RunShim(const ShimOptions& o) {
   ::signal(SIGPIPE, SIG_IGN);
   absl::StatusOr<Fd> port = ConnectUnix(o.port_socket);
+  // With a terminal, SIGWINCH arrives on a signalfd and the slave stands in for fds 0-2.
+  Fd console, winch;
+  if (port.ok() && !o.console_socket.empty()) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGWINCH);
+    ::sigprocmask(SIG_BLOCK, &set, nullptr);
+    winch = Fd(::signalfd(-1, &set, SFD_CLOEXEC));
+    absl::StatusOr<Fd> slave = OpenConsole(o.console_socket);
+    if (!slave.ok()) port = slave.status();
+    if (slave.ok()) console = *std::move(slave);
+  }
   if (!port.ok()) {
     Ready(o.ready_fd, absl::StrCat("shim of ", o.id, ": ", port.status().message()));
     return kLostStatus;
   }
   Ready(o.ready_fd, "ok");
+  const int in_fd = console.valid() ? console.get() : 0;
+  const int out_fd = console.valid() ? console.get() : 1;
+  const int err_fd = console.valid() ? console.get() : 2;
 
-  // fd 0 is relayed until it ends; fds 1 and 2 receive what the process writes. An fd the engine
-  // did not hand over reads as ended (POLLNVAL) and its output is dropped.
-  pollfd p[2] = {{0, POLLIN, 0}, {port->get(), POLLIN, 0}};
+  // The input is relayed until it ends; what the process writes goes to the output fds. An fd
+  // the engine did not hand over reads as ended (POLLNVAL) and its output is dropped.
+  pollfd p[3] = {{winch.get(), POLLIN, 0}, {in_fd, POLLIN, 0}, {port->get(), POLLIN, 0}};
   io_frame::Reader reader;
   bool stdout_ok = true, stderr_ok = true;
   char buf[16384];
   for (;;) {
-    int r = ::poll(p, 2, -1);
+    int r = ::poll(p, 3, -1);
     if (r < 0) {
       if (errno == EINTR) continue;
       LogError(absl::StrCat("shim of ", o.id, ": poll: ", strerror(errno)));
       return kLostStatus;
     }
-    if (p[0].fd >= 0 && p[0].revents != 0) {
-      ssize_t n = (p[0].revents & POLLNVAL) ? 0 : ::read(0, buf, sizeof buf);
+    // A resize first, so that it reaches the guest before input typed at the new size.
+    if (p[0].fd >= 0 && (p[0].revents & POLLIN)) {
+      signalfd_siginfo info;
+      (void)!::read(winch.get(), &info, sizeof info);
+      winsize ws{};
+      if (::ioctl(console.get(), TIOCGWINSZ, &ws) == 0) {
+        (void)WriteAll(port->get(), io_frame::EncodeResize(ws.ws_row, ws.ws_col));
+      }
+    }
+    if (p[1].fd >= 0 && p[1].revents != 0) {
+      ssize_t n = (p[1].revents & POLLNVAL) ? 0 : ::read(in_fd, buf, sizeof buf);
       if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
       std::string frame = n > 0 ? io_frame::Encode(io_frame::kStdin, {buf, size_t(n)})
                                 : io_frame::Encode(io_frame::kStdinClosed);
-      if (n <= 0) p[0].fd = -1;
-      if (!WriteAll(port->get(), frame)) p[0].fd = -1;  // the port's end is noticed below
+      if (n <= 0) p[1].fd = -1;
+      if (!WriteAll(port->get(), frame)) p[1].fd = -1;  // the port's end is noticed below
     }
-    if (p[1].revents == 0) continue;
+    if (p[2].revents == 0) continue;
     ssize_t n = ::read(port->get(), buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
@@ -86,9 +158,9 @@ int RunShim(const ShimOptions& o) {
       if (!f->has_value()) break;
       const io_frame::Frame& frame = **f;
       if (frame.kind == io_frame::kStdout && stdout_ok) {
-        stdout_ok = WriteAll(1, frame.data);
+        stdout_ok = WriteAll(out_fd, frame.data);
       } else if (frame.kind == io_frame::kStderr && stderr_ok) {
-        stderr_ok = WriteAll(2, frame.data);
+        stderr_ok = WriteAll(err_fd, frame.data);
       } else if (frame.kind == io_frame::kExit) {
         absl::StatusOr<int> status = io_frame::ExitStatusOf(frame);
         return status.ok() ? (*status & 0xff) : kLostStatus;

@@ -3,6 +3,10 @@
 //
 //   - it holds the stdio the engine handed to `create` (fds 0-2) and relays it to and from the
 //     container process's port (a hot-plugged virtio-serial port; proto/io_frame.h);
+//   - with --console-socket (process.terminal), it opens a terminal, sends its master over the
+//     socket as runc does (SCM_RIGHTS), keeps the slave in raw mode as its controlling terminal
+//     and relays that instead: the terminal's line discipline is the guest's, and a resize of
+//     the master (SIGWINCH here) travels as a resize frame;
 //   - it exits with the workload's exit status (128 + signal when the workload was killed), so an
 //     engine that reaps its children as a subreaper sees an ordinary child exit;
 //   - it carries the sandbox's helper marker, so stopping the sandbox ends it too.
@@ -20,6 +24,7 @@ struct ShimOptions {
   std::string id;
   std::string port_socket;  // the host side of the port (QEMU listens)
   int ready_fd = -1;
+  std::string console_socket;  // empty: no terminal
 };
 
 // Runs the shim; returns its exit status.

@@ -6,12 +6,15 @@
 // exit status can be read: it must be the workload's.
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -26,6 +29,8 @@
 #include "base/file.h"
 #include "base/process.h"
 #include "base/process_identity.h"
+#include "base/status.h"
+#include "base/unix_socket.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -263,6 +268,11 @@ TEST_F(OciTest, LifecycleStatesSignalsAndTheShimsExitStatus) {
               pid_text.find_first_not_of("0123456789") == std::string::npos)
       << "\"" << pid_text << "\"";
   EXPECT_EQ(state["pid"], pid);
+  EXPECT_EQ(Runvm({"list", "-q"}).out, id + "\n");
+  Json listed = Json::parse(Runvm({"list", "--format", "json"}).out, nullptr, false);
+  ASSERT_TRUE(listed.is_array() && listed.size() == 1u) << listed;
+  EXPECT_EQ(listed[0], state);
+  EXPECT_THAT(Runvm({"list"}).out, HasSubstr(id));
   // A second create of the same id is refused and changes nothing.
   EngineIo again = Create({"create", "--bundle", bundle_.path, id});
   EXPECT_EQ(again.create.code, 1);
@@ -378,6 +388,51 @@ TEST_F(OciTest, ReadonlyRootCapabilitiesAndSeccompAreEnforcedInTheGuest) {
   EXPECT_FALSE(std::filesystem::exists(bundle_.rootfs + "/new"));
 }
 
+// The fd a console socket receives, as an engine takes it.
+absl::StatusOr<Fd> ReceiveFd(int sock) {
+  char payload[256];
+  iovec iov{.iov_base = payload, .iov_len = sizeof payload};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  if (::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) < 0) return ErrnoError("recvmsg");
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  if (c == nullptr || c->cmsg_type != SCM_RIGHTS) return absl::NotFoundError("no fd received");
+  int fd;
+  std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  return Fd(fd);
+}
+
+TEST_F(OciTest, ATerminalThroughTheConsoleSocketWithItsSize) {
+  bundle_.spec.process.terminal = true;
+  bundle_.spec.process.args = {
+      "sh", "-c",
+      "[ -t 0 ] && [ -t 1 ] && echo is-a-tty; read line; stty size; echo got:$line; exit 4"};
+  bundle_.Save();
+  const std::string id = NewId();
+  const std::string socket = dir_.path() + "/console.sock";
+  ASSERT_OK_AND_ASSIGN(Fd listener, ListenUnix(socket));
+  EngineIo io = Create({"create", "--bundle", bundle_.path, "--console-socket", socket, id});
+  ASSERT_EQ(io.create.code, 0) << ReadFile(log_).value_or("");
+  Fd conn(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  ASSERT_TRUE(conn.valid());
+  ASSERT_OK_AND_ASSIGN(Fd master, ReceiveFd(conn.get()));
+  winsize ws{.ws_row = 40, .ws_col = 100};
+  ASSERT_EQ(::ioctl(master.get(), TIOCSWINSZ, &ws), 0);
+  const int pid = State(id)["pid"];
+  ASSERT_EQ(Runvm({"start", id}).code, 0);
+  EXPECT_THAT(ReadUntil(master.get(), "is-a-tty"), HasSubstr("is-a-tty"));
+  ASSERT_EQ(::write(master.get(), "typed\r", 6), 6);
+  std::string out = ReadUntil(master.get(), "got:typed");
+  EXPECT_THAT(out, HasSubstr("40 100")) << "the master's size reached the guest's terminal";
+  EXPECT_THAT(out, HasSubstr("got:typed"));
+  ASSERT_OK_AND_ASSIGN(int status, WaitForExit(pid, absl::Seconds(60)));
+  EXPECT_EQ(status, 4);
+}
+
 TEST_F(OciTest, RunDetachedReturnsAndTheContainerRuns) {
   bundle_.spec.process.args = {"sleep", "1000"};
   bundle_.Save();
@@ -411,7 +466,11 @@ TEST_F(OciTest, BadInputGetsRuncsErrorsAndChangesNothing) {
   EXPECT_EQ(io.create.code, 1);
   EXPECT_THAT(LastLogLine().value("msg", ""), HasSubstr(bundle_.path + "/config.json"));
   EXPECT_FALSE(std::filesystem::exists(root_ + "/" + id));
-  // A terminal without a console socket, as runc refuses it.
+  // A console socket without a terminal, and a terminal without one, as runc refuses them.
+  bundle_.Save();
+  io = Create({"create", "--bundle", bundle_.path, "--console-socket", "/nonexistent", id});
+  EXPECT_EQ(io.create.code, 1);
+  EXPECT_THAT(LastLogLine().value("msg", ""), HasSubstr("cannot use console socket"));
   bundle_.spec.process.terminal = true;
   bundle_.Save();
   io = Create({"create", "--bundle", bundle_.path, id});

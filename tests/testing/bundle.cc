@@ -16,8 +16,9 @@ Bundle MakeBusyboxBundle(const std::string& path) {
     fs::create_directories(b.rootfs + "/" + d);
   fs::permissions(b.rootfs + "/tmp", fs::perms::all | fs::perms::sticky_bit);
   fs::copy_file("/bin/busybox", b.rootfs + "/bin/busybox");
-  for (const char* applet : {"sh", "echo", "id", "cat", "grep", "hostname", "touch", "mkdir",
-                             "sleep", "pwd", "env", "ls", "uname", "head", "true", "false"}) {
+  for (const char* applet :
+       {"sh", "echo", "id", "cat", "grep", "hostname", "touch", "mkdir", "sleep", "pwd", "env",
+        "ls", "uname", "head", "true", "false", "stty"}) {
     fs::create_symlink("busybox", b.rootfs + "/bin/" + applet);
   }
   b.spec.process.terminal = false;

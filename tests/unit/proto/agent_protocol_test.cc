@@ -226,7 +226,10 @@ TEST(IoFrame, EveryKindRoundTripsThroughAByteByByteReader) {
   EXPECT_EQ(got[0].data, "out");
   EXPECT_EQ(got[1].data, std::string("e\0r", 3));
   EXPECT_EQ(got[2].kind, kStdinClosed);
-  EXPECT_EQ(got[3].data.size(), 4u);
+  ASSERT_OK_AND_ASSIGN(WindowSize size, WindowSizeOf(got[3]));
+  EXPECT_EQ(size.rows, 24);
+  EXPECT_EQ(size.columns, 80);
+  EXPECT_THAT(WindowSizeOf(got[4]), StatusIs(absl::StatusCode::kInvalidArgument));
   ASSERT_OK_AND_ASSIGN(int status, ExitStatusOf(got[4]));
   EXPECT_EQ(status, 137);
   EXPECT_THAT(ExitStatusOf(got[0]), StatusIs(absl::StatusCode::kInvalidArgument));
