@@ -22,6 +22,7 @@
 #include "base/file.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/testing/bundle.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 
@@ -47,19 +48,9 @@ class ContainerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root (namespaces, mounts)";
-    rootfs_ = dir_.path() + "/rootfs";
-    std::filesystem::create_directories(rootfs_ + "/bin");
-    for (const char* d : {"proc", "sys", "dev", "tmp", "etc"}) {
-      std::filesystem::create_directories(rootfs_ + "/" + d);
-    }
-    std::filesystem::permissions(rootfs_ + "/tmp", std::filesystem::perms::all);
-    std::filesystem::copy_file("/bin/busybox", rootfs_ + "/bin/busybox");
-    for (const char* applet : {"sh", "echo", "id", "cat", "grep", "hostname", "touch", "mkdir",
-                               "sleep", "pwd", "env", "ls"}) {
-      std::filesystem::create_symlink("busybox", rootfs_ + "/bin/" + applet);
-    }
-    spec_ = oci::DefaultSpec();
-    spec_.process.terminal = false;
+    testing::Bundle bundle = testing::MakeBusyboxBundle(dir_.path() + "/bundle");
+    rootfs_ = bundle.rootfs;
+    spec_ = bundle.spec;
     spec_.process.env = {"PATH=/bin", "X=from-spec"};
   }
 
@@ -330,12 +321,28 @@ TEST_F(AgentContainerTest, SignalsReachTheProcessAndAKilledOneReports128PlusSign
   EXPECT_THAT(again.fields.value("message", ""), HasSubstr("container c1 is not running"));
 }
 
-TEST_F(AgentContainerTest, BadRequestsAreErrorsNamingTheCause) {
+TEST_F(AgentContainerTest, ATerminalCarriesInputAndOutputAndTakesItsSize) {
   spec_.process.terminal = true;
-  agent_proto::Message m = Create("true");
+  ASSERT_EQ(
+      Create("[ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo tty; read l; stty size; echo got:$l").type,
+      agent_proto::kCreateContainer);
+  Send(io_frame::EncodeResize(30, 90) + io_frame::Encode(io_frame::kStdin, "typed\r"));
+  EXPECT_EQ(Ref(agent_proto::kStartContainer).type, agent_proto::kStartContainer);
+  Io io = ReadUntilExit();
+  // One stream, with the terminal's echo and line endings; nothing on stderr.
+  EXPECT_EQ(io.out, "typed\r\ntty\r\n30 90\r\ngot:typed\r\n");
+  EXPECT_EQ(io.err, "");
+  EXPECT_EQ(io.status, 0);
+}
+
+TEST_F(AgentContainerTest, BadRequestsAreErrorsNamingTheCause) {
+  agent_proto::Message m =
+      Ask({.type = agent_proto::kCreateContainer,
+           .id = 1,
+           .fields = agent_proto::ToFields(agent_proto::CreateContainer{
+               .id = "c3", .rootfs = rootfs_, .spec_json = "{", .stdio_port = "io-c1"})});
   EXPECT_EQ(m.type, agent_proto::kError);
-  EXPECT_THAT(m.fields.value("message", ""), HasSubstr("terminal is not supported yet"));
-  spec_.process.terminal = false;
+  EXPECT_THAT(m.fields.value("message", ""), HasSubstr("JSON"));
   m = Ask({.type = agent_proto::kCreateContainer,
            .id = 1,
            .fields = agent_proto::ToFields(

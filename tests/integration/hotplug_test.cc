@@ -19,6 +19,7 @@
 #include "hypervisor/qmp/client.h"
 #include "proto/io_frame.h"
 #include "proto/oci_spec.h"
+#include "tests/testing/bundle.h"
 #include "tests/testing/guest_shell.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
@@ -170,23 +171,15 @@ TEST_F(HotplugVmTest, SerialPortCarriesBytesBothWaysAndGoesOnUnplug) {
 TEST_F(HotplugVmTest, AContainerRunsInTheGuestWithItsStdioOnAHotpluggedPort) {
   Boot();
   // A busybox rootfs, bound into the share the guest sees over virtio-fs.
-  const std::string rootfs = dir_.path() + "/bundle/rootfs";
-  for (const char* d : {"bin", "proc", "sys", "dev", "tmp"}) {
-    std::filesystem::create_directories(rootfs + "/" + d);
-  }
-  std::filesystem::copy_file("/bin/busybox", rootfs + "/bin/busybox");
-  for (const char* applet : {"sh", "uname", "echo", "cat"}) {
-    std::filesystem::create_symlink("busybox", rootfs + "/bin/" + applet);
-  }
+  testing::Bundle bundle = testing::MakeBusyboxBundle(dir_.path() + "/bundle");
+  const std::string rootfs = bundle.rootfs;
   const std::string target = vm_->shared_dir + "/c1";
   ASSERT_EQ(::mkdir(target.c_str(), 0755), 0);
   ASSERT_EQ(::mount(rootfs.c_str(), target.c_str(), nullptr, MS_BIND, nullptr), 0);
   ASSERT_OK_AND_ASSIGN(PluggedDevice port, hotplug_->AddSerialPort("io-c1"));
   ASSERT_OK_AND_ASSIGN(Fd host, ConnectUnix(port.source));
 
-  oci::Spec spec = oci::DefaultSpec();
-  spec.process.terminal = false;
-  spec.process.env = {"PATH=/bin"};
+  oci::Spec spec = bundle.spec;
   spec.process.args = {"sh", "-c",
                        "uname -r; echo to-stderr >&2; read line; echo got:$line; exit 3"};
   AgentClient& agent = shell_->agent();
