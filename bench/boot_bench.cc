@@ -21,6 +21,7 @@
 #include "absl/time/clock.h"
 #include "base/process.h"
 #include "base/unix_socket.h"
+#include "bench/bare_guest.h"
 #include "bench/report.h"
 #include "hypervisor/qemu/command_line.h"
 #include "hypervisor/qemu/vm.h"
@@ -40,55 +41,6 @@ double Ms(absl::Time t0) { return absl::ToDoubleMilliseconds(absl::Now() - t0); 
 }
 
 }  // namespace
-
-// Boots the bare guest (same kernel, initrd and guest init, with the agent port it looks for; no
-// host on it: the init prints its console marker once it has found the port) and returns the
-// milliseconds to that marker. `memory` is the -m value. The kernel command line is runvm's.
-double BareGuestMs(const config::QemuConfig& cfg, const std::string& memory,
-                   const std::string& agent_socket) {
-  config::QemuConfig bare = cfg;
-  bare.shared_fs = "none";
-  absl::Time t0 = absl::Now();
-  auto out = MakePipe();
-  if (!out.ok()) Die(out.status());
-  SpawnOptions o{.argv = {cfg.path,
-                          "-machine",
-                          "q35,accel=tcg",
-                          "-cpu",
-                          "max",
-                          "-m",
-                          memory,
-                          "-kernel",
-                          cfg.kernel,
-                          "-initrd",
-                          cfg.initrd,
-                          "-append",
-                          qemu::KernelCommandLine(bare),
-                          "-nodefaults",
-                          "-display",
-                          "none",
-                          "-no-reboot",
-                          "-serial",
-                          "stdio",
-                          "-device",
-                          "virtio-serial-pci,id=serial0",
-                          "-chardev",
-                          "socket,id=agent,path=" + agent_socket + ",server=on,wait=off",
-                          "-device",
-                          "virtserialport,bus=serial0.0,chardev=agent,name=agent.0"}};
-  o.fds[1] = out->write.get();
-  auto child = Spawn(o);
-  if (!child.ok()) Die(child.status());
-  out->write.reset();
-  std::string seen;
-  char buf[4096];
-  while (!absl::StrContains(seen, "RUNVM-GUEST-READY")) {
-    ssize_t n = ::read(out->read.get(), buf, sizeof buf);
-    if (n <= 0) Die(absl::InternalError("the bare guest printed no marker"));
-    seen.append(buf, static_cast<size_t>(n));
-  }
-  return Ms(t0);
-}  // the bare QEMU is killed and reaped by its Child
 
 int main(int argc, char** argv) {
   int runs = argc > 1 ? std::atoi(argv[1]) : 5;
@@ -172,7 +124,7 @@ int main(int argc, char** argv) {
     mine.push_back(Ms(t0));
     (void)qemu::StopVm(*vm);
 
-    floor.push_back(BareGuestMs(spec.config, "512M", dir.path() + "/bare-agent.sock"));
+    floor.push_back(bench::BareGuestMs(spec.config, "512M", dir.path() + "/bare-agent.sock"));
   }
   bench::Emit("boot", "start to guest ready", bench::Median(mine), bench::Median(floor), runs);
   return 0;

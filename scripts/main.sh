@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs everything, builds and installs runvm, builds the guest, and runs the main job: for
-# now `runvm check --boot` (can this host run sandboxes), `runvm env` (the effective
-# configuration), and a sandbox VM's life: create it, hot-plug a disk into it, show its state
-# as recorded, unplug the disk and delete the sandbox.
+# Installs everything, builds and installs runvm, builds the guest, and runs the main job:
+# `runvm check --boot` (can this host run sandboxes), `runvm env` (the effective configuration),
+# a busybox container run in its own VM with `runvm run` (stdio piped, the workload's exit
+# status), the lifecycle an engine drives (create, state, start, kill, delete), and a disk
+# hot-plugged into a sandbox VM and out again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,23 +20,65 @@ echo "=== runvm check --boot"
 echo "=== runvm env"
 /usr/local/bin/runvm env
 
-echo "=== a sandbox VM: create, hot-plug a disk, state, unplug, delete"
+echo "=== a container in a VM: runvm run, as an engine would call runc run"
 work=$(mktemp -d /tmp/runvm-main.XXXXXX)
-trap '/usr/local/bin/runvm sandbox delete --force main-demo >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
-truncate -s 64M "$work/data.img"
-/usr/local/bin/runvm sandbox create main-demo
-/usr/local/bin/runvm sandbox plug disk main-demo "$work/data.img"
-/usr/local/bin/runvm sandbox list
-/usr/local/bin/runvm sandbox state main-demo > "$work/state.json"
-python3 - "$work/state.json" <<'PY'
+cleanup() {
+  /usr/local/bin/runvm delete --force main-demo >/dev/null 2>&1 || true
+  /usr/local/bin/runvm sandbox delete --force main-disk >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+# A busybox bundle: runc's default config.json (runvm spec) with our own process.
+mkdir -p "$work/bundle/rootfs/bin" "$work/bundle/rootfs/"{proc,sys,dev,tmp,etc}
+cp /bin/busybox "$work/bundle/rootfs/bin/"
+for applet in sh echo uname cat grep sleep id hostname; do
+  ln -s busybox "$work/bundle/rootfs/bin/$applet"
+done
+(cd "$work/bundle" && /usr/local/bin/runvm spec)
+python3 - "$work/bundle/config.json" <<'PY'
 import json, sys
-s = json.load(open(sys.argv[1]))
-print(f"state: {s['id']} {s['status']}, QEMU pid {s['pid']}, run dir {s['record']['run_dir']}")
-for d in s["devices"]:
-    print(f"  device {d['id']} ({d['kind']}) at {d['guest_address']}: {d['source']}")
+c = json.load(open(sys.argv[1]))
+c["process"]["terminal"] = False
+c["process"]["args"] = ["sh", "-c",
+    "echo hello from $(hostname), a container in a VM; echo kernel: $(uname -r);"
+    " grep -m1 -o 'hypervisor' /proc/cpuinfo; read line; echo stdin: $line; exit 3"]
+json.dump(c, open(sys.argv[1], "w"), indent=2)
 PY
-device=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["devices"][0]["id"])' \
-  "$work/state.json")
-/usr/local/bin/runvm sandbox unplug main-demo "$device"
-/usr/local/bin/runvm sandbox delete main-demo --force
-echo "sandbox main-demo: created, disk plugged and unplugged, deleted"
+echo "host kernel: $(uname -r)"
+status=0
+echo "piped from the host" | /usr/local/bin/runvm run --bundle "$work/bundle" main-demo || status=$?
+echo "runvm run exited with $status (the workload's exit 3)"
+
+echo "=== the lifecycle an engine drives: create, state, start, kill, state, delete"
+python3 - "$work/bundle/config.json" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["process"]["args"] = ["sh", "-c", "trap 'echo got TERM; exit 0' TERM; while :; do sleep 0.1; done"]
+json.dump(c, open(sys.argv[1], "w"), indent=2)
+PY
+/usr/local/bin/runvm create --bundle "$work/bundle" --pid-file "$work/pid" main-demo \
+  < /dev/null > "$work/out" 2>&1
+echo "created; pid file: $(cat "$work/pid") ($(cat /proc/"$(cat "$work/pid")"/comm))"
+/usr/local/bin/runvm state main-demo | python3 -c 'import json,sys; s=json.load(sys.stdin); print("state:", s["status"], "pid", s["pid"])'
+/usr/local/bin/runvm start main-demo
+/usr/local/bin/runvm list
+/usr/local/bin/runvm kill main-demo TERM
+for _ in $(seq 50); do
+  [ "$(/usr/local/bin/runvm state main-demo | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')" = stopped ] && break
+  sleep 0.2
+done
+/usr/local/bin/runvm state main-demo | python3 -c 'import json,sys; s=json.load(sys.stdin); print("state:", s["status"])'
+echo "the container wrote: $(cat "$work/out")"
+/usr/local/bin/runvm delete main-demo
+echo "container main-demo: created, started, signalled, stopped, deleted"
+
+echo "=== a sandbox VM's hot-plug: create, plug a disk, state, unplug, delete"
+truncate -s 64M "$work/data.img"
+/usr/local/bin/runvm sandbox create main-disk
+/usr/local/bin/runvm sandbox plug disk main-disk "$work/data.img" > "$work/plugged.json"
+device=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["id"])' \
+  "$work/plugged.json")
+echo "plugged $device"
+/usr/local/bin/runvm sandbox unplug main-disk "$device"
+/usr/local/bin/runvm sandbox delete main-disk --force
+echo "sandbox main-disk: created, disk plugged and unplugged, deleted"
