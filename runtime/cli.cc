@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 
 #include "CLI/CLI.hpp"
@@ -119,6 +120,10 @@ struct OciCommand {
 
 Containers MakeContainers(const GlobalFlags& g) {
   ContainersOptions o{.root = g.root, .load_config = [g] { return Load(g); }};
+  // The shim runs this binary by its real path, so that it shows as runvm in ps.
+  std::error_code ec;
+  std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) o.self_exe = self.string();
   if (!g.log.empty()) o.shim_flags = {"--log", g.log, "--log-format", g.log_format};
   if (g.debug) o.shim_flags.push_back("--debug");
   o.shim_flags.insert(o.shim_flags.begin(), {"--root", g.root});

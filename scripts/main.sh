@@ -53,7 +53,8 @@ echo "=== the lifecycle an engine drives: create, state, start, kill, state, del
 python3 - "$work/bundle/config.json" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))
-c["process"]["args"] = ["sh", "-c", "trap 'echo got TERM; exit 0' TERM; while :; do sleep 0.1; done"]
+c["process"]["args"] = ["sh", "-c",
+    "trap 'echo got TERM; exit 0' TERM; echo ready; while :; do sleep 0.1; done"]
 json.dump(c, open(sys.argv[1], "w"), indent=2)
 PY
 /usr/local/bin/runvm create --bundle "$work/bundle" --pid-file "$work/pid" main-demo \
@@ -62,13 +63,15 @@ echo "created; pid file: $(cat "$work/pid") ($(cat /proc/"$(cat "$work/pid")"/co
 /usr/local/bin/runvm state main-demo | python3 -c 'import json,sys; s=json.load(sys.stdin); print("state:", s["status"], "pid", s["pid"])'
 /usr/local/bin/runvm start main-demo
 /usr/local/bin/runvm list
+# TERM reaches a container's pid 1 only once it has a handler: wait until the trap is set.
+for _ in $(seq 100); do grep -q ready "$work/out" && break; sleep 0.1; done
 /usr/local/bin/runvm kill main-demo TERM
 for _ in $(seq 50); do
   [ "$(/usr/local/bin/runvm state main-demo | python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')" = stopped ] && break
   sleep 0.2
 done
 /usr/local/bin/runvm state main-demo | python3 -c 'import json,sys; s=json.load(sys.stdin); print("state:", s["status"])'
-echo "the container wrote: $(cat "$work/out")"
+echo "the container wrote: $(tr '\n' ' ' < "$work/out")"
 /usr/local/bin/runvm delete main-demo
 echo "container main-demo: created, started, signalled, stopped, deleted"
 
