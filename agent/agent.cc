@@ -196,24 +196,6 @@ bool WriteToPort(int fd, absl::string_view data, const std::atomic<bool>& stop) 
   return true;
 }
 
-struct Terminal {
-  Fd master, slave;
-};
-
-// A pseudo-terminal pair from the guest's devpts.
-absl::StatusOr<Terminal> OpenTerminal() {
-  Terminal t;
-  t.master = Fd(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
-  if (!t.master.valid()) return ErrnoError("open a terminal (posix_openpt)");
-  char name[64];
-  if (::grantpt(t.master.get()) != 0 || ::unlockpt(t.master.get()) != 0 ||
-      ::ptsname_r(t.master.get(), name, sizeof name) != 0) {
-    return ErrnoError("unlock the terminal");
-  }
-  ASSIGN_OR_RETURN(t.slave, OpenFile(name, O_RDWR | O_NOCTTY));
-  return t;
-}
-
 // Signals every process in the pid namespace of `init`, as runc's kill --all does. A container
 // sharing the agent's own pid namespace gets only its init signalled.
 absl::Status SignalNamespace(pid_t init, int sig) {
@@ -395,13 +377,7 @@ Message Agent::HandleContainer(const Message& request) {
     // The process's stdio: three pipes, or a terminal whose master the relays use both ways.
     Fd stdin_w, stdout_r, stderr_r;
     std::array<Fd, 3> theirs;
-    if (spec->process.terminal) {
-      absl::StatusOr<Terminal> t = OpenTerminal();
-      if (!t.ok()) return ErrorReply(request, t.status().message());
-      for (Fd& f : theirs) f = Fd(::fcntl(t->slave.get(), F_DUPFD_CLOEXEC, 3));
-      stdin_w = Fd(::fcntl(t->master.get(), F_DUPFD_CLOEXEC, 3));
-      stdout_r = std::move(t->master);
-    } else {
+    if (!spec->process.terminal) {
       absl::StatusOr<Pipe> in = MakePipe(), out = MakePipe(), err = MakePipe();
       if (!in.ok() || !out.ok() || !err.ok()) return ErrorReply(request, "pipes");
       theirs = {std::move(in->read), std::move(out->write), std::move(err->write)};
@@ -416,6 +392,10 @@ Message Agent::HandleContainer(const Message& request) {
                            .stdio = {theirs[0].get(), theirs[1].get(), theirs[2].get()},
                            .terminal = spec->process.terminal});
     if (!created.ok()) return ErrorReply(request, created.status().message());
+    if (spec->process.terminal) {
+      stdout_r = created->TakeTerminalMaster();
+      stdin_w = Fd(::fcntl(stdout_r.get(), F_DUPFD_CLOEXEC, 3));
+    }
     const pid_t pid = created->pid();
     containers_[c->id] = std::make_unique<RunningContainer>(
         *std::move(created), *std::move(port), std::move(stdin_w), std::move(stdout_r),

@@ -14,6 +14,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -440,17 +441,48 @@ bool LoadFilter(const Plan& p) {
   return ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) == 0;
 }
 
+// The container's terminal: a pty from the /dev/ptmx the process sees (its own devpts instance
+// when the spec mounts one), its peer as fds 0-2 and controlling terminal of a new session, the
+// master sent to the agent over `console_fd`. No allocation: TIOCGPTPEER opens the peer without
+// its path.
+bool OpenTerminalInside(int console_fd) {
+  int master = ::open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  int unlock = 0;
+  if (master < 0 || ::ioctl(master, TIOCSPTLCK, &unlock) != 0) return false;
+  int slave = ::ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+  if (slave < 0) return false;
+  for (int i = 0; i < 3; ++i) {
+    if (::dup2(slave, i) < 0) return false;
+  }
+  ::close(slave);
+  if (::setsid() < 0 || ::ioctl(0, TIOCSCTTY, 0) != 0) return false;
+  char byte = 't';
+  iovec iov{.iov_base = &byte, .iov_len = 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &master, sizeof master);
+  if (::sendmsg(console_fd, &msg, MSG_NOSIGNAL) != 1) return false;
+  ::close(master);
+  ::close(console_fd);
+  return true;
+}
+
 [[noreturn]] void RunChild(const Plan& p, const std::array<int, 3>& stdio, int status_fd,
-                           int start_fd) {
+                           int start_fd, int console_fd) {
   // Nothing of the agent's reaches the process: every descriptor closes at exec.
   ::syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
   int devnull = ::open("/dev/null", O_RDWR | O_CLOEXEC);
   for (int i = 0; i < 3; ++i) {
     int from = stdio[i] >= 0 ? stdio[i] : devnull;
     if (::dup2(from, i) < 0) Die(status_fd, "stdio");
-  }
-  if (p.terminal && (::setsid() < 0 || ::ioctl(0, TIOCSCTTY, 0) != 0)) {
-    Die(status_fd, "make the terminal the controlling one");
   }
   struct stat st;
   if (p.clone_flags & CLONE_NEWNS) {
@@ -531,6 +563,9 @@ bool LoadFilter(const Plan& p) {
   } else if (::chroot(p.rootfs.c_str()) != 0 || ::chdir("/") != 0) {
     Die(status_fd, p.fail_chdir_rootfs);
   }
+  if (console_fd >= 0 && !OpenTerminalInside(console_fd)) {
+    Die(status_fd, "open a terminal on the container's /dev/ptmx");
+  }
   if (!p.hostname.empty() && ::sethostname(p.hostname.data(), p.hostname.size()) != 0) {
     Die(status_fd, p.fail_hostname);
   }
@@ -593,6 +628,15 @@ absl::StatusOr<Container> Container::Create(const ContainerConfig& config) {
   ASSIGN_OR_RETURN(auto plan, MakePlan(config));
   ASSIGN_OR_RETURN(Pipe status, MakePipe());
   ASSIGN_OR_RETURN(Pipe start, MakePipe());
+  Fd console_ours, console_theirs;
+  if (config.terminal) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+      return ErrnoError("socketpair for the terminal");
+    }
+    console_ours = Fd(sv[0]);
+    console_theirs = Fd(sv[1]);
+  }
   int pidfd = -1;
   clone_args args{};
   args.flags = static_cast<uint64_t>(plan->clone_flags) | CLONE_PIDFD;
@@ -603,10 +647,12 @@ absl::StatusOr<Container> Container::Create(const ContainerConfig& config) {
   if (pid == 0) {
     status.read.reset();
     start.write.reset();
-    RunChild(*plan, config.stdio, status.write.get(), start.read.get());
+    RunChild(*plan, config.stdio, status.write.get(), start.read.get(),
+             console_theirs.valid() ? console_theirs.get() : -1);
   }
   status.write.reset();
   start.read.reset();
+  console_theirs.reset();
   Child init(static_cast<pid_t>(pid), Fd(pidfd));
   std::string report;
   char buf[512];
@@ -623,7 +669,29 @@ absl::StatusOr<Container> Container::Create(const ContainerConfig& config) {
         absl::StrCat("container ", config.id, ": ",
                      report.empty() ? "its init died while being set up" : report));
   }
-  return Container(std::move(init), std::move(start.write));
+  // The child sent its terminal's master before it reported ready.
+  Fd master;
+  if (console_ours.valid()) {
+    char byte;
+    iovec iov{.iov_base = &byte, .iov_len = 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* c = nullptr;
+    if (::recvmsg(console_ours.get(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) == 1 &&
+        (c = CMSG_FIRSTHDR(&msg)) != nullptr && c->cmsg_type == SCM_RIGHTS) {
+      int fd;
+      std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+      master = Fd(fd);
+    } else {
+      return absl::InternalError(
+          absl::StrCat("container ", config.id, ": no terminal master from its init"));
+    }
+  }
+  return Container(std::move(init), std::move(start.write), std::move(master));
 }
 
 absl::Status Container::Start() {

@@ -31,7 +31,9 @@ struct ContainerConfig {
   std::string rootfs;  // absolute; spec.root.path is ignored
   oci::Spec spec;
   std::array<int, 3> stdio = {-1, -1, -1};  // the process's 0, 1, 2 (-1: /dev/null)
-  // stdio is a terminal's slave: the process gets a new session with it as controlling tty.
+  // The process gets a terminal instead of `stdio`: a pty opened in the container's own
+  // /dev/ptmx (after its mounts, so that ttyname finds the slave there), as its 0-2 and
+  // controlling terminal in a new session. Its master is terminal_master() of the container.
   bool terminal = false;
 };
 
@@ -47,11 +49,15 @@ class Container {
   absl::Status Start();
   absl::Status Signal(int sig) { return init_.Signal(sig); }
   absl::StatusOr<ExitStatus> Wait(absl::Time deadline) { return init_.Wait(deadline); }
+  // The terminal's master (ContainerConfig::terminal); handed over once.
+  Fd TakeTerminalMaster() { return std::move(terminal_master_); }
 
  private:
-  Container(Child init, Fd start) : init_(std::move(init)), start_(std::move(start)) {}
+  Container(Child init, Fd start, Fd master)
+      : init_(std::move(init)), start_(std::move(start)), terminal_master_(std::move(master)) {}
   Child init_;
   Fd start_;  // writing to it releases the process
+  Fd terminal_master_;
 };
 
 }  // namespace runvm::agent

@@ -410,7 +410,7 @@ TEST_F(OciTest, ATerminalThroughTheConsoleSocketWithItsSize) {
   bundle_.spec.process.terminal = true;
   bundle_.spec.process.args = {
       "sh", "-c",
-      "[ -t 0 ] && [ -t 1 ] && echo is-a-tty; read line; stty size; echo got:$line; exit 4"};
+      "[ -t 0 ] && [ -t 1 ] && echo is-a-tty; tty; read line; stty size; echo got:$line; exit 4"};
   bundle_.Save();
   const std::string id = NewId();
   const std::string socket = dir_.path() + "/console.sock";
@@ -428,6 +428,7 @@ TEST_F(OciTest, ATerminalThroughTheConsoleSocketWithItsSize) {
   ASSERT_EQ(::write(master.get(), "typed\r", 6), 6);
   std::string out = ReadUntil(master.get(), "got:typed");
   EXPECT_THAT(out, HasSubstr("40 100")) << "the master's size reached the guest's terminal";
+  EXPECT_THAT(out, HasSubstr("/dev/pts/0")) << "the pty is the container's own";
   EXPECT_THAT(out, HasSubstr("got:typed"));
   ASSERT_OK_AND_ASSIGN(int status, WaitForExit(pid, absl::Seconds(60)));
   EXPECT_EQ(status, 4);

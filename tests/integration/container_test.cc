@@ -323,14 +323,14 @@ TEST_F(AgentContainerTest, SignalsReachTheProcessAndAKilledOneReports128PlusSign
 
 TEST_F(AgentContainerTest, ATerminalCarriesInputAndOutputAndTakesItsSize) {
   spec_.process.terminal = true;
-  ASSERT_EQ(
-      Create("[ -t 0 ] && [ -t 1 ] && [ -t 2 ] && echo tty; read l; stty size; echo got:$l").type,
-      agent_proto::kCreateContainer);
+  ASSERT_EQ(Create("[ -t 0 ] && [ -t 1 ] && [ -t 2 ] && tty; read l; stty size; echo got:$l").type,
+            agent_proto::kCreateContainer);
   Send(io_frame::EncodeResize(30, 90) + io_frame::Encode(io_frame::kStdin, "typed\r"));
   EXPECT_EQ(Ref(agent_proto::kStartContainer).type, agent_proto::kStartContainer);
   Io io = ReadUntilExit();
   // One stream, with the terminal's echo and line endings; nothing on stderr.
-  EXPECT_EQ(io.out, "typed\r\ntty\r\n30 90\r\ngot:typed\r\n");
+  // The pty is the container's own (its devpts instance): its first, named in its /dev/pts.
+  EXPECT_EQ(io.out, "typed\r\n/dev/pts/0\r\n30 90\r\ngot:typed\r\n");
   EXPECT_EQ(io.err, "");
   EXPECT_EQ(io.status, 0);
 }

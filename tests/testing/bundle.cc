@@ -18,7 +18,7 @@ Bundle MakeBusyboxBundle(const std::string& path) {
   fs::copy_file("/bin/busybox", b.rootfs + "/bin/busybox");
   for (const char* applet :
        {"sh", "echo", "id", "cat", "grep", "hostname", "touch", "mkdir", "sleep", "pwd", "env",
-        "ls", "uname", "head", "true", "false", "stty"}) {
+        "ls", "uname", "head", "true", "false", "stty", "tty"}) {
     fs::create_symlink("busybox", b.rootfs + "/bin/" + applet);
   }
   b.spec.process.terminal = false;
