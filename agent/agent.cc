@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cerrno>
@@ -196,30 +197,49 @@ bool WriteToPort(int fd, absl::string_view data, const std::atomic<bool>& stop) 
   return true;
 }
 
-// Signals every process in the pid namespace of `init`, as runc's kill --all does. A container
-// sharing the agent's own pid namespace gets only its init signalled.
-absl::Status SignalNamespace(pid_t init, int sig) {
+// The processes in the pid namespace of `init` (init included), by the guest's pids; just init
+// when the container shares the agent's own pid namespace.
+absl::StatusOr<std::vector<pid_t>> PidsInNamespaceOf(pid_t init) {
   struct stat ns, own;
   if (::stat(absl::StrCat("/proc/", init, "/ns/pid").c_str(), &ns) != 0) {
     return ErrnoError(absl::StrCat("pid namespace of ", init));
   }
   if (::stat("/proc/self/ns/pid", &own) == 0 && own.st_ino == ns.st_ino &&
       own.st_dev == ns.st_dev) {
-    return ::kill(init, sig) == 0 ? absl::OkStatus() : ErrnoError(absl::StrCat("kill ", init));
+    return std::vector<pid_t>{init};
   }
   DIR* proc = ::opendir("/proc");
   if (proc == nullptr) return ErrnoError("opendir /proc");
+  std::vector<pid_t> pids;
   while (dirent* e = ::readdir(proc)) {
     pid_t pid = 0;
     struct stat st;
-    if (!absl::SimpleAtoi(e->d_name, &pid) ||
-        ::stat(absl::StrCat("/proc/", pid, "/ns/pid").c_str(), &st) != 0) {
-      continue;
+    if (absl::SimpleAtoi(e->d_name, &pid) &&
+        ::stat(absl::StrCat("/proc/", pid, "/ns/pid").c_str(), &st) == 0 &&
+        st.st_ino == ns.st_ino && st.st_dev == ns.st_dev) {
+      pids.push_back(pid);
     }
-    if (st.st_ino == ns.st_ino && st.st_dev == ns.st_dev) (void)::kill(pid, sig);
   }
   ::closedir(proc);
+  std::sort(pids.begin(), pids.end());
+  return pids;
+}
+
+// Signals every process of the container, as runc's kill --all does.
+absl::Status SignalNamespace(pid_t init, int sig) {
+  ASSIGN_OR_RETURN(std::vector<pid_t> pids, PidsInNamespaceOf(init));
+  for (pid_t pid : pids) (void)::kill(pid, sig);
   return absl::OkStatus();
+}
+
+// A process's command line, its arguments joined by spaces.
+std::string CommandOf(pid_t pid) {
+  absl::StatusOr<std::string> raw = ReadFile(absl::StrCat("/proc/", pid, "/cmdline"), 4096);
+  if (!raw.ok()) return "";
+  std::string cmd = *raw;
+  while (!cmd.empty() && cmd.back() == '\0') cmd.pop_back();
+  std::replace(cmd.begin(), cmd.end(), '\0', ' ');
+  return cmd;
 }
 
 }  // namespace
@@ -402,6 +422,20 @@ Message Agent::HandleContainer(const Message& request) {
         std::move(stderr_r), spec->process.terminal);
     return {.type = kCreateContainer, .id = request.id, .fields = ToFields(Created{pid})};
   }
+  if (request.type == kProcesses) {
+    absl::StatusOr<ContainerRef> ref = ContainerRefFrom(request);
+    if (!ref.ok()) return ErrorReply(request, ref.status().message());
+    RunningContainer* rc = find(ref->id);
+    if (rc == nullptr) return unknown(ref->id);
+    if (rc->Exited()) {
+      return ErrorReply(request, absl::StrCat("container ", ref->id, " is not running"));
+    }
+    absl::StatusOr<std::vector<pid_t>> pids = PidsInNamespaceOf(rc->pid());
+    if (!pids.ok()) return ErrorReply(request, pids.status().message());
+    ProcessList list;
+    for (pid_t pid : *pids) list.processes.push_back({pid, CommandOf(pid)});
+    return {.type = kProcesses, .id = request.id, .fields = ToFields(list)};
+  }
   if (request.type == kStartContainer || request.type == kDestroy) {
     absl::StatusOr<ContainerRef> ref = ContainerRefFrom(request);
     if (!ref.ok()) return ErrorReply(request, ref.status().message());
@@ -461,7 +495,8 @@ Message Agent::Handle(const Message& request) {
     return {.type = kRun, .id = request.id, .fields = ToFields(*result)};
   }
   if (request.type == kCreateContainer || request.type == kStartContainer ||
-      request.type == kSignal || request.type == kWait || request.type == kDestroy) {
+      request.type == kSignal || request.type == kWait || request.type == kDestroy ||
+      request.type == kProcesses) {
     return HandleContainer(request);
   }
   return ErrorReply(request, "unknown request type");

@@ -259,6 +259,12 @@ Json ToFields(const WaitResult& v) {
   return {{"exited", v.exited}, {"exit_status", v.exit_status}};
 }
 Json ToFields(const Created& v) { return {{"pid", v.pid}}; }
+Json ToFields(const ProcessList& v) {
+  Json list = Json::array();
+  for (const ProcessEntry& p : v.processes)
+    list.push_back({{"pid", p.pid}, {"command", p.command}});
+  return {{"processes", std::move(list)}};
+}
 
 absl::StatusOr<CreateContainer> CreateContainerFrom(const Message& m) {
   RETURN_IF_ERROR(Expect(m, kCreateContainer));
@@ -271,7 +277,9 @@ absl::StatusOr<CreateContainer> CreateContainerFrom(const Message& m) {
 }
 
 absl::StatusOr<ContainerRef> ContainerRefFrom(const Message& m) {
-  if (m.type != kStartContainer && m.type != kDestroy) RETURN_IF_ERROR(Expect(m, kDestroy));
+  if (m.type != kStartContainer && m.type != kDestroy && m.type != kProcesses) {
+    RETURN_IF_ERROR(Expect(m, kDestroy));
+  }
   ContainerRef v;
   ASSIGN_OR_RETURN(v.id, Str(m, "container"));
   return v;
@@ -311,6 +319,25 @@ absl::StatusOr<Created> CreatedFrom(const Message& m) {
   RETURN_IF_ERROR(Expect(m, kCreateContainer));
   Created v;
   ASSIGN_OR_RETURN(v.pid, Int(m, "pid"));
+  return v;
+}
+
+absl::StatusOr<ProcessList> ProcessListFrom(const Message& m) {
+  RETURN_IF_ERROR(Expect(m, kProcesses));
+  auto list = m.fields.find("processes");
+  if (list == m.fields.end() || !list->is_array()) {
+    return Bad(m, "processes", "a list of {pid, command}");
+  }
+  ProcessList v;
+  for (const Json& e : *list) {
+    auto pid = e.is_object() ? e.find("pid") : e.end();
+    auto command = e.is_object() ? e.find("command") : e.end();
+    if (!e.is_object() || pid == e.end() || !pid->is_number_integer() || command == e.end() ||
+        !command->is_string()) {
+      return Bad(m, "processes", "a list of {pid, command}");
+    }
+    v.processes.push_back({pid->get<int64_t>(), command->get<std::string>()});
+  }
   return v;
 }
 

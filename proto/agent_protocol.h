@@ -50,6 +50,7 @@ inline constexpr char kStartContainer[] = "start_container";
 inline constexpr char kSignal[] = "signal";
 inline constexpr char kWait[] = "wait";
 inline constexpr char kDestroy[] = "destroy";
+inline constexpr char kProcesses[] = "processes";
 
 struct Message {
   std::string type;
@@ -125,7 +126,7 @@ struct CreateContainer {
   std::string spec_json;  // the OCI spec (root.path is ignored: rootfs is)
   std::string stdio_port;
 };
-struct ContainerRef {  // start_container, destroy
+struct ContainerRef {  // start_container, destroy, processes
   std::string id;
 };
 struct SignalRequest {
@@ -144,6 +145,14 @@ struct WaitResult {
 struct Created {
   int64_t pid = 0;  // in the guest
 };
+struct ProcessEntry {
+  int64_t pid = 0;  // in the guest's pid namespace
+  std::string command;
+  bool operator==(const ProcessEntry&) const = default;
+};
+struct ProcessList {  // the answer to processes: every process of the container, by pid
+  std::vector<ProcessEntry> processes;
+};
 
 nlohmann::json ToFields(const Hello& v);
 nlohmann::json ToFields(const HelloReply& v);
@@ -157,6 +166,7 @@ nlohmann::json ToFields(const SignalRequest& v);
 nlohmann::json ToFields(const WaitRequest& v);
 nlohmann::json ToFields(const WaitResult& v);
 nlohmann::json ToFields(const Created& v);
+nlohmann::json ToFields(const ProcessList& v);
 
 absl::StatusOr<Hello> HelloFrom(const Message& m);
 absl::StatusOr<HelloReply> HelloReplyFrom(const Message& m);
@@ -165,11 +175,13 @@ absl::StatusOr<RunRequest> RunRequestFrom(const Message& m);
 absl::StatusOr<RunResult> RunResultFrom(const Message& m);
 absl::StatusOr<Error> ErrorFrom(const Message& m);
 absl::StatusOr<CreateContainer> CreateContainerFrom(const Message& m);
-absl::StatusOr<ContainerRef> ContainerRefFrom(const Message& m);  // start_container, destroy
+// start_container, destroy, processes
+absl::StatusOr<ContainerRef> ContainerRefFrom(const Message& m);
 absl::StatusOr<SignalRequest> SignalRequestFrom(const Message& m);
 absl::StatusOr<WaitRequest> WaitRequestFrom(const Message& m);
 absl::StatusOr<WaitResult> WaitResultFrom(const Message& m);
 absl::StatusOr<Created> CreatedFrom(const Message& m);
+absl::StatusOr<ProcessList> ProcessListFrom(const Message& m);
 
 }  // namespace runvm::agent_proto
 

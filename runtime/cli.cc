@@ -191,6 +191,22 @@ int RunOci(const GlobalFlags& g, const std::string& verb, const OciCommand& c) {
     }
     return 0;
   }
+  if (verb == "ps") {
+    absl::StatusOr<std::vector<agent_proto::ProcessEntry>> ps = containers.Processes(c.id);
+    if (!ps.ok()) return Fail(ps.status().message());
+    if (c.format == "json") {
+      nlohmann::json pids = nlohmann::json::array();  // runc's: the pids, nothing else
+      for (const agent_proto::ProcessEntry& p : *ps) pids.push_back(p.pid);
+      std::cout << pids.dump() << "\n";
+    } else {
+      std::string text = absl::StrFormat("%-8s %s\n", "PID", "CMD");
+      for (const agent_proto::ProcessEntry& p : *ps) {
+        absl::StrAppend(&text, absl::StrFormat("%-8d %s\n", p.pid, p.command));
+      }
+      std::cout << text;
+    }
+    return 0;
+  }
   if (verb == "shim") {
     return RunShim({.id = c.id,
                     .port_socket = c.port,
@@ -319,6 +335,11 @@ int RunCli(int argc, char** argv) {
   list->add_option("-f,--format", oc.format, "table or json")
       ->check(CLI::IsMember({"table", "json"}));
   list->add_flag("-q,--quiet", oc.quiet, "only the ids");
+  CLI::App* ps = verb("ps", "list a container's processes (pids are the guest's)");
+  ps->add_option("-f,--format", oc.format, "table or json")
+      ->check(CLI::IsMember({"table", "json"}));
+  ps->add_option("id", oc.id)->required();
+  ps->allow_extras();  // runc passes ps(1) options after the id; the guest has no ps to take them
   CLI::App* shim = verb("shim", "");  // started by create; hidden
   shim->group("");
   shim->add_option("--port", oc.port)->required();

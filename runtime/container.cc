@@ -466,6 +466,25 @@ absl::Status Containers::Kill(const std::string& id, const std::string& signal, 
   return st;
 }
 
+absl::StatusOr<std::vector<agent_proto::ProcessEntry>> Containers::Processes(
+    const std::string& id) {
+  Session s(options_);
+  ASSIGN_OR_RETURN(Opened o, s.Open(id, "ps"));
+  const absl::Status not_running = absl::FailedPreconditionError("container not running");
+  if (LiveStatus(o.record) == kOciStopped) return not_running;
+  ASSIGN_OR_RETURN(AgentClient agent, s.Agent(*o.sandbox));
+  absl::StatusOr<agent_proto::Message> reply =
+      agent.Call({.type = agent_proto::kProcesses,
+                  .fields = agent_proto::ToFields(agent_proto::ContainerRef{id})},
+                 absl::Now() + kAgentTimeout);
+  if (!reply.ok() && absl::StrContains(reply.status().message(), "is not running")) {
+    return not_running;
+  }
+  if (!reply.ok()) return reply.status();
+  ASSIGN_OR_RETURN(agent_proto::ProcessList list, agent_proto::ProcessListFrom(*reply));
+  return list.processes;
+}
+
 absl::Status Containers::Delete(const std::string& id, bool force) {
   RETURN_IF_ERROR(ValidateSandboxId(id));
   Session s(options_);

@@ -28,6 +28,7 @@
 #include "base/process.h"
 #include "base/process_identity.h"
 #include "nlohmann/json_fwd.hpp"
+#include "proto/agent_protocol.h"
 #include "runtime/config_loader.h"
 
 namespace runvm {
@@ -104,6 +105,9 @@ class Containers {
   // not an error.
   absl::Status Delete(const std::string& id, bool force);
   absl::StatusOr<OciState> State(const std::string& id);
+  // The container's processes, with the guest's pids (the container runs in the guest's kernel:
+  // host pids do not exist for it). FailedPrecondition "container not running" once stopped.
+  absl::StatusOr<std::vector<agent_proto::ProcessEntry>> Processes(const std::string& id);
   // Every container under the root, by id. Reads without locking (records are replaced
   // atomically), so it never waits for another invocation.
   absl::StatusOr<std::vector<OciState>> List();

@@ -284,6 +284,11 @@ TEST_F(OciTest, LifecycleStatesSignalsAndTheShimsExitStatus) {
   EXPECT_THAT(ReadUntil(io.stdout_r.get(), "ready\n"), HasSubstr("ready"));
   EXPECT_EQ(State(id)["status"], "running");
   EXPECT_THAT(Runvm({"start", id}).err, HasSubstr("cannot start an already running container"));
+  // ps: the guest's pids of the container's processes (its init first), and their commands.
+  Json pids = Json::parse(Runvm({"ps", "--format", "json", id}).out, nullptr, false);
+  ASSERT_TRUE(pids.is_array() && !pids.empty()) << pids;
+  EXPECT_TRUE(pids[0].is_number_integer());
+  EXPECT_THAT(Runvm({"ps", id}).out, HasSubstr("sh -c trap"));
   ASSERT_EQ(Runvm({"kill", id, "USR1"}).code, 0);
   EXPECT_THAT(ReadUntil(io.stdout_r.get(), "got-usr1\n"), HasSubstr("got-usr1"))
       << "the trap in the container saw USR1";
@@ -296,6 +301,7 @@ TEST_F(OciTest, LifecycleStatesSignalsAndTheShimsExitStatus) {
   CommandResult late = Runvm({"kill", id, "KILL"});
   EXPECT_EQ(late.code, 1);
   EXPECT_THAT(late.err, HasSubstr("container not running"));
+  EXPECT_THAT(Runvm({"ps", id}).err, HasSubstr("container not running"));
   EXPECT_EQ(Runvm({"delete", id}).code, 0);
   ExpectNothingLeft(id);
 }

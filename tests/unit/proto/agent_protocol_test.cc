@@ -79,8 +79,15 @@ TEST(AgentFrame, ContainerBodiesRoundTrip) {
   r.Feed(EncodeFrame({kWait, 4, ToFields(WaitResult{.exited = true, .exit_status = 137})}));
   r.Feed(EncodeFrame({kCreateContainer, 5, ToFields(Created{.pid = 42})}));
   r.Feed(EncodeFrame({kDestroy, 6, ToFields(ContainerRef{.id = "c"})}));
+  const ProcessList listed{.processes = {{1, "sh -c x"}, {7, "sleep 1"}}};
+  r.Feed(EncodeFrame({kProcesses, 7, ToFields(listed)}));
   std::vector<Message> got = Drain(r);
-  ASSERT_EQ(got.size(), 6u);
+  ASSERT_EQ(got.size(), 7u);
+  ASSERT_OK_AND_ASSIGN(ProcessList list, ProcessListFrom(got[6]));
+  EXPECT_EQ(list.processes, listed.processes);
+  got[6].fields["processes"][1]["pid"] = "7";
+  EXPECT_THAT(ProcessListFrom(got[6]),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("processes")));
   ASSERT_OK_AND_ASSIGN(CreateContainer create, CreateContainerFrom(got[0]));
   EXPECT_EQ(create.rootfs, "/run/shared/c");
   EXPECT_EQ(create.stdio_port, "io-c");
