@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -382,11 +383,27 @@ Message Agent::HandleContainer(const Message& request) {
   auto unknown = [&](const std::string& id) {
     return ErrorReply(request, absl::StrCat("container ", id, " does not exist"));
   };
-  if (request.type == kCreateContainer) {
+  if (request.type == kCreateContainer || request.type == kExecProcess) {
     absl::StatusOr<CreateContainer> c = CreateContainerFrom(request);
     if (!c.ok()) return ErrorReply(request, c.status().message());
+    const bool exec = request.type == kExecProcess;
+    const size_t slash = c->id.find('/');
+    if (exec != (slash != std::string::npos)) {
+      return ErrorReply(request, absl::StrCat("\"", c->id, "\": an exec is <container>/<exec id>, ",
+                                              "a container id has no slash"));
+    }
     if (find(c->id) != nullptr) {
-      return ErrorReply(request, absl::StrCat("container ", c->id, " already exists"));
+      return ErrorReply(request,
+                        absl::StrCat(exec ? "process " : "container ", c->id, " already exists"));
+    }
+    RunningContainer* init = nullptr;
+    if (exec) {
+      const std::string cid = c->id.substr(0, slash);
+      init = find(cid);
+      if (init == nullptr) return unknown(cid);
+      if (init->Exited()) {
+        return ErrorReply(request, absl::StrCat("container ", cid, " is not running"));
+      }
     }
     absl::StatusOr<oci::Spec> spec = oci::ParseSpec(c->spec_json);
     if (!spec.ok()) return ErrorReply(request, spec.status().message());
@@ -405,12 +422,13 @@ Message Agent::HandleContainer(const Message& request) {
       stdout_r = std::move(out->read);
       stderr_r = std::move(err->read);
     }
+    const ContainerConfig config{.id = c->id,
+                                 .rootfs = c->rootfs,
+                                 .spec = *spec,
+                                 .stdio = {theirs[0].get(), theirs[1].get(), theirs[2].get()},
+                                 .terminal = spec->process.terminal};
     absl::StatusOr<Container> created =
-        Container::Create({.id = c->id,
-                           .rootfs = c->rootfs,
-                           .spec = *spec,
-                           .stdio = {theirs[0].get(), theirs[1].get(), theirs[2].get()},
-                           .terminal = spec->process.terminal});
+        exec ? init->container().Exec(config) : Container::Create(config);
     if (!created.ok()) return ErrorReply(request, created.status().message());
     if (spec->process.terminal) {
       stdout_r = created->TakeTerminalMaster();
@@ -420,7 +438,7 @@ Message Agent::HandleContainer(const Message& request) {
     containers_[c->id] = std::make_unique<RunningContainer>(
         *std::move(created), *std::move(port), std::move(stdin_w), std::move(stdout_r),
         std::move(stderr_r), spec->process.terminal);
-    return {.type = kCreateContainer, .id = request.id, .fields = ToFields(Created{pid})};
+    return {.type = request.type, .id = request.id, .fields = ToFields(Created{pid})};
   }
   if (request.type == kProcesses) {
     absl::StatusOr<ContainerRef> ref = ContainerRefFrom(request);
@@ -442,7 +460,14 @@ Message Agent::HandleContainer(const Message& request) {
     RunningContainer* rc = find(ref->id);
     if (rc == nullptr) return unknown(ref->id);
     if (request.type == kDestroy) {
-      containers_.erase(ref->id);  // kills it if it runs, and stops its relays
+      // Its execs first (a container's id has no slash, so the prefix is exact); each is
+      // killed if it runs, and its relays stopped.
+      const std::string prefix = ref->id + "/";
+      for (auto it = containers_.lower_bound(prefix);
+           it != containers_.end() && absl::StartsWith(it->first, prefix);) {
+        it = containers_.erase(it);
+      }
+      containers_.erase(ref->id);
     } else if (absl::Status st = rc->container().Start(); !st.ok()) {
       return ErrorReply(request, st.message());
     }
@@ -496,7 +521,7 @@ Message Agent::Handle(const Message& request) {
   }
   if (request.type == kCreateContainer || request.type == kStartContainer ||
       request.type == kSignal || request.type == kWait || request.type == kDestroy ||
-      request.type == kProcesses) {
+      request.type == kProcesses || request.type == kExecProcess) {
     return HandleContainer(request);
   }
   return ErrorReply(request, "unknown request type");

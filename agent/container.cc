@@ -27,6 +27,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -55,6 +56,8 @@ struct MountStep {
 struct PathStep {  // a device node, a masked or a read-only path
   std::string path, source, failure;
 };
+
+}  // namespace
 
 // Everything the child needs, made by the parent. The child is cloned with a raw clone3, which
 // skips glibc's fork handlers: another thread of the agent (a relay) may hold the allocator's
@@ -87,7 +90,13 @@ struct Plan {
   std::string cwd;
   std::vector<std::string> args, env;
   bool terminal = false;
+  // An exec: join the namespaces of the init behind this pidfd (its pid namespace is joined by
+  // the clone itself) instead of making new ones and mounting.
+  int join_pidfd = -1;
+  int join_flags = 0;
 };
+
+namespace {
 
 struct PlanDeleter {
   void operator()(Plan* p) const {
@@ -485,7 +494,12 @@ bool OpenTerminalInside(int console_fd) {
     if (::dup2(from, i) < 0) Die(status_fd, "stdio");
   }
   struct stat st;
-  if (p.clone_flags & CLONE_NEWNS) {
+  if (p.join_pidfd >= 0) {
+    // Joining the mount namespace puts the root and cwd at its root, which setns follows down
+    // through the rootfs mounted over it: the container's root, pivoted or moved.
+    if (::setns(p.join_pidfd, p.join_flags) != 0) Die(status_fd, "join the container's namespaces");
+    if (::chdir("/") != 0) Die(status_fd, "chdir /");
+  } else if (p.clone_flags & CLONE_NEWNS) {
     if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) {
       Die(status_fd, "make / a slave mount");
     }
@@ -566,7 +580,8 @@ bool OpenTerminalInside(int console_fd) {
   if (console_fd >= 0 && !OpenTerminalInside(console_fd)) {
     Die(status_fd, "open a terminal on the container's /dev/ptmx");
   }
-  if (!p.hostname.empty() && ::sethostname(p.hostname.data(), p.hostname.size()) != 0) {
+  if (p.join_pidfd < 0 && !p.hostname.empty() &&
+      ::sethostname(p.hostname.data(), p.hostname.size()) != 0) {
     Die(status_fd, p.fail_hostname);
   }
   for (const auto& [resource, limit] : p.rlimits) {
@@ -626,6 +641,22 @@ bool OpenTerminalInside(int console_fd) {
 absl::StatusOr<Container> Container::Create(const ContainerConfig& config) {
   RETURN_IF_ERROR(config.spec.Validate());
   ASSIGN_OR_RETURN(auto plan, MakePlan(config));
+  return Launch(*plan, config);
+}
+
+absl::StatusOr<Container> Container::Exec(const ContainerConfig& config) const {
+  RETURN_IF_ERROR(config.spec.Validate());
+  ASSIGN_OR_RETURN(auto plan, MakePlan(config));
+  plan->join_pidfd = init_.pidfd();
+  plan->join_flags = plan->clone_flags &
+                     (CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWCGROUP);
+  ASSIGN_OR_RETURN(Container process, Launch(*plan, config));
+  RETURN_IF_ERROR(process.Start());
+  return process;
+}
+
+absl::StatusOr<Container> Container::Launch(const Plan& plan_ref, const ContainerConfig& config) {
+  const Plan* plan = &plan_ref;
   ASSIGN_OR_RETURN(Pipe status, MakePipe());
   ASSIGN_OR_RETURN(Pipe start, MakePipe());
   Fd console_ours, console_theirs;
@@ -639,17 +670,38 @@ absl::StatusOr<Container> Container::Create(const ContainerConfig& config) {
   }
   int pidfd = -1;
   clone_args args{};
-  args.flags = static_cast<uint64_t>(plan->clone_flags) | CLONE_PIDFD;
+  args.flags = static_cast<uint64_t>(plan->join_pidfd >= 0 ? 0 : plan->clone_flags) | CLONE_PIDFD;
   args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
   args.exit_signal = SIGCHLD;
-  long pid = ::syscall(SYS_clone3, &args, sizeof args);
-  if (pid < 0) return ErrnoError("clone3 the container init of " + config.id);
-  if (pid == 0) {
-    status.read.reset();
-    start.write.reset();
-    RunChild(*plan, config.stdio, status.write.get(), start.read.get(),
-             console_theirs.valid() ? console_theirs.get() : -1);
+  auto clone = [&]() -> long {
+    long pid = ::syscall(SYS_clone3, &args, sizeof args);
+    if (pid == 0) {
+      status.read.reset();
+      start.write.reset();
+      RunChild(*plan, config.stdio, status.write.get(), start.read.get(),
+               console_theirs.valid() ? console_theirs.get() : -1);
+    }
+    return pid;
+  };
+  long pid = -1;
+  int clone_errno = 0;
+  if (plan->join_pidfd >= 0) {
+    // A process joins a pid namespace only at its birth: clone on a thread of our own whose
+    // children go into the init's pid namespace (setns with a pidfd), so the rest of the agent
+    // keeps its own.
+    std::thread([&] {
+      if (::setns(plan->join_pidfd, CLONE_NEWPID) != 0) {
+        clone_errno = errno;
+        return;
+      }
+      pid = clone();
+      if (pid < 0) clone_errno = errno;
+    }).join();
+  } else {
+    pid = clone();
+    if (pid < 0) clone_errno = errno;
   }
+  if (pid < 0) return ErrnoError(clone_errno, "clone3 a process of container " + config.id);
   status.write.reset();
   start.read.reset();
   console_theirs.reset();

@@ -37,9 +37,15 @@ struct ContainerConfig {
   bool terminal = false;
 };
 
+struct Plan;  // container.cc
+
 class Container {
  public:
   static absl::StatusOr<Container> Create(const ContainerConfig& config);
+  // A further process in this container's namespaces (the init's, which must be running), from
+  // `config.spec.process` (the rest of the spec says which namespaces and the seccomp filter;
+  // rootfs and mounts are not used). Returned started.
+  absl::StatusOr<Container> Exec(const ContainerConfig& config) const;
 
   Container(Container&&) noexcept = default;
   Container& operator=(Container&&) noexcept = default;
@@ -53,6 +59,7 @@ class Container {
   Fd TakeTerminalMaster() { return std::move(terminal_master_); }
 
  private:
+  static absl::StatusOr<Container> Launch(const Plan& plan, const ContainerConfig& config);
   Container(Child init, Fd start, Fd master)
       : init_(std::move(init)), start_(std::move(start)), terminal_master_(std::move(master)) {}
   Child init_;

@@ -267,7 +267,7 @@ Json ToFields(const ProcessList& v) {
 }
 
 absl::StatusOr<CreateContainer> CreateContainerFrom(const Message& m) {
-  RETURN_IF_ERROR(Expect(m, kCreateContainer));
+  if (m.type != kExecProcess) RETURN_IF_ERROR(Expect(m, kCreateContainer));
   CreateContainer v;
   ASSIGN_OR_RETURN(v.id, Str(m, "container"));
   ASSIGN_OR_RETURN(v.rootfs, Str(m, "rootfs"));
@@ -316,7 +316,7 @@ absl::StatusOr<WaitResult> WaitResultFrom(const Message& m) {
 }
 
 absl::StatusOr<Created> CreatedFrom(const Message& m) {
-  RETURN_IF_ERROR(Expect(m, kCreateContainer));
+  if (m.type != kExecProcess) RETURN_IF_ERROR(Expect(m, kCreateContainer));
   Created v;
   ASSIGN_OR_RETURN(v.pid, Int(m, "pid"));
   return v;

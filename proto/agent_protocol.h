@@ -51,6 +51,11 @@ inline constexpr char kSignal[] = "signal";
 inline constexpr char kWait[] = "wait";
 inline constexpr char kDestroy[] = "destroy";
 inline constexpr char kProcesses[] = "processes";
+// A further process in a running container: a CreateContainer body whose id is
+// "<container>/<exec id>" (rootfs unused; spec_json is the container's spec with this process),
+// answered with Created. The process is started at once and is addressed by that id in signal,
+// wait, processes and destroy; destroying the container destroys its execs.
+inline constexpr char kExecProcess[] = "exec_process";
 
 struct Message {
   std::string type;
@@ -174,13 +179,13 @@ absl::StatusOr<GuestDetails> GuestDetailsFrom(const Message& m);
 absl::StatusOr<RunRequest> RunRequestFrom(const Message& m);
 absl::StatusOr<RunResult> RunResultFrom(const Message& m);
 absl::StatusOr<Error> ErrorFrom(const Message& m);
-absl::StatusOr<CreateContainer> CreateContainerFrom(const Message& m);
+absl::StatusOr<CreateContainer> CreateContainerFrom(const Message& m);  // also exec_process
 // start_container, destroy, processes
 absl::StatusOr<ContainerRef> ContainerRefFrom(const Message& m);
 absl::StatusOr<SignalRequest> SignalRequestFrom(const Message& m);
 absl::StatusOr<WaitRequest> WaitRequestFrom(const Message& m);
 absl::StatusOr<WaitResult> WaitResultFrom(const Message& m);
-absl::StatusOr<Created> CreatedFrom(const Message& m);
+absl::StatusOr<Created> CreatedFrom(const Message& m);  // also exec_process
 absl::StatusOr<ProcessList> ProcessListFrom(const Message& m);
 
 }  // namespace runvm::agent_proto

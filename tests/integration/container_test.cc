@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -203,14 +204,20 @@ class AgentContainerTest : public ContainerTest {
   void SetUp() override {
     ContainerTest::SetUp();
     if (IsSkipped()) return;
-    int sv[2];
-    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-    shim_ = Fd(sv[0]);
-    auto guest_end = std::make_shared<Fd>(sv[1]);
+    // Two ports: the container's (io-c1) and one exec's (io-c1-e1).
+    auto guest_ends = std::make_shared<std::map<std::string, Fd>>();
+    for (auto [name, shim] :
+         {std::pair<const char*, Fd*>{"io-c1", &shim_}, {"io-c1-e1", &exec_shim_}}) {
+      int sv[2];
+      ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+      *shim = Fd(sv[0]);
+      (*guest_ends)[name] = Fd(sv[1]);
+    }
     agent_.emplace(
-        AgentOptions{.open_port = [guest_end](const std::string& name) -> absl::StatusOr<Fd> {
-          if (name != "io-c1") return absl::NotFoundError("no port " + name);
-          return Fd(::dup(guest_end->get()));
+        AgentOptions{.open_port = [guest_ends](const std::string& name) -> absl::StatusOr<Fd> {
+          auto it = guest_ends->find(name);
+          if (it == guest_ends->end()) return absl::NotFoundError("no port " + name);
+          return Fd(::dup(it->second.get()));
         }});
   }
   agent_proto::Message Ask(agent_proto::Message m) { return agent_->Handle(m); }
@@ -233,13 +240,14 @@ class AgentContainerTest : public ContainerTest {
     std::string out, err;
     int status = -1;
   };
-  Io ReadUntilExit() {
+  Io ReadUntilExit() { return ReadUntilExit(shim_.get()); }
+  Io ReadUntilExit(int port) {
     Io io;
     io_frame::Reader reader;
     const absl::Time deadline = Soon();
     while (absl::Now() < deadline) {
       char buf[4096];
-      ssize_t n = ::read(shim_.get(), buf, sizeof buf);
+      ssize_t n = ::read(port, buf, sizeof buf);
       if (n <= 0) break;
       reader.Feed({buf, static_cast<size_t>(n)});
       for (;;) {
@@ -259,7 +267,7 @@ class AgentContainerTest : public ContainerTest {
     ASSERT_EQ(::write(shim_.get(), bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
   }
 
-  Fd shim_;
+  Fd shim_, exec_shim_;
   std::optional<Agent> agent_;
 };
 
@@ -356,6 +364,45 @@ TEST_F(AgentContainerTest, ProcessesListsEveryProcessOfTheContainer) {
   EXPECT_EQ(Ref(agent_proto::kDestroy).type, agent_proto::kDestroy);
   EXPECT_THAT(Ref(agent_proto::kProcesses).fields.value("message", ""),
               HasSubstr("container c1 does not exist"));
+}
+
+TEST_F(AgentContainerTest, AnExecRunsInTheContainersNamespacesWithItsOwnProcessSettings) {
+  spec_.hostname = "in-the-container";
+  spec_.root.readonly = false;
+  ASSERT_EQ(Create("echo $$ > /tmp/init.pid; sleep 100").type, agent_proto::kCreateContainer);
+  EXPECT_EQ(Ref(agent_proto::kStartContainer).type, agent_proto::kStartContainer);
+  // The exec: another user, cwd and environment; the container's root, hostname and pid
+  // namespace (its init is pid 1 there, and the exec sees the file the init wrote).
+  oci::Spec exec_spec = spec_;
+  exec_spec.process.args = {
+      "sh", "-c",
+      "while [ ! -s /tmp/init.pid ]; do sleep 0.1; done;"
+      " echo $(hostname) $(id -u) $(pwd) $E init=$(cat /tmp/init.pid); exit 5"};
+  exec_spec.process.user.uid = 1000;
+  exec_spec.process.cwd = "/bin";
+  exec_spec.process.env = {"PATH=/bin", "E=from-exec"};
+  agent_proto::Message m =
+      Ask({.type = agent_proto::kExecProcess,
+           .id = 9,
+           .fields = agent_proto::ToFields(agent_proto::CreateContainer{
+               .id = "c1/e1", .spec_json = oci::SpecToJson(exec_spec), .stdio_port = "io-c1-e1"})});
+  ASSERT_EQ(m.type, agent_proto::kExecProcess) << m.fields.dump();
+  Io io = ReadUntilExit(exec_shim_.get());
+  EXPECT_EQ(io.out, "in-the-container 1000 /bin from-exec init=1\n") << io.err;
+  EXPECT_EQ(io.status, 5);
+  // Destroying the container takes its execs with it.
+  EXPECT_EQ(Ref(agent_proto::kDestroy).type, agent_proto::kDestroy);
+  agent_proto::Message gone =
+      Ask({.type = agent_proto::kWait,
+           .id = 10,
+           .fields = agent_proto::ToFields(agent_proto::WaitRequest{"c1/e1", 0})});
+  EXPECT_EQ(gone.type, agent_proto::kError);
+  // An exec into a container that does not exist.
+  m = Ask({.type = agent_proto::kExecProcess,
+           .id = 11,
+           .fields = agent_proto::ToFields(agent_proto::CreateContainer{
+               .id = "c1/e2", .spec_json = oci::SpecToJson(exec_spec), .stdio_port = "io-c1-e1"})});
+  EXPECT_THAT(m.fields.value("message", ""), HasSubstr("container c1 does not exist"));
 }
 
 TEST_F(AgentContainerTest, BadRequestsAreErrorsNamingTheCause) {
