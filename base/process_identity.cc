@@ -10,6 +10,7 @@
 #include <climits>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -43,6 +44,10 @@ absl::StatusOr<ProcessIdentity> ReadProcessIdentity(pid_t pid) {
   char exe[PATH_MAX];
   ssize_t n = ::readlink((dir + "/exe").c_str(), exe, sizeof exe - 1);
   if (n > 0) id.exe.assign(exe, static_cast<size_t>(n));
+  // A binary replaced while it runs (a package upgrade of runvm or QEMU) reads "<path> (deleted)";
+  // the process is still the same one (pid and start time say so), so the identity must be too.
+  constexpr absl::string_view kDeleted = " (deleted)";
+  if (absl::EndsWith(id.exe, kDeleted)) id.exe.resize(id.exe.size() - kDeleted.size());
   return id;
 }
 

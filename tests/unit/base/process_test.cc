@@ -4,6 +4,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <string>
+
 #include "absl/time/clock.h"
 #include "base/process_identity.h"
 #include "gtest/gtest.h"
@@ -106,6 +109,19 @@ TEST(FindProcessesWithEnv, FindsOnlyTheMarkedProcess) {
   ASSERT_THAT(marked.Signal(SIGKILL), IsOk());
   ASSERT_THAT(marked.Wait(Soon()), IsOk());
   EXPECT_TRUE(FindProcessesWithEnv(marker).empty()) << "an exited process is not found";
+}
+
+TEST(ProcessIdentity, SurvivesItsBinaryBeingReplaced) {
+  // A package upgrade replaces runvm (the shims) or QEMU under running processes.
+  const std::string copy = "/tmp/runvm-sleep-copy-" + std::to_string(::getpid());
+  ASSERT_EQ(std::system(("cp /bin/sleep " + copy).c_str()), 0);
+  ASSERT_OK_AND_ASSIGN(Child child, Spawn({.argv = {copy, "30"}}));
+  ASSERT_OK_AND_ASSIGN(ProcessIdentity before, ReadProcessIdentity(child.pid()));
+  EXPECT_EQ(before.exe, copy);
+  ASSERT_EQ(::unlink(copy.c_str()), 0);
+  ASSERT_OK_AND_ASSIGN(ProcessIdentity after, ReadProcessIdentity(child.pid()));
+  EXPECT_EQ(after, before);
+  EXPECT_TRUE(IsAlive(before));
 }
 
 }  // namespace
