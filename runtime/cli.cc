@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "base/file.h"
 #include "base/log.h"
+#include "base/process.h"
 #include "nlohmann/json.hpp"
 #include "proto/config_codec.h"
 #include "proto/oci_spec.h"
@@ -113,6 +114,10 @@ struct OciCommand {
   std::string format = "table";
   bool quiet = false;
   int preserve_fds = 0;
+  // exec
+  ExecRequest exec;
+  std::string process_file;
+  std::vector<std::string> rest;  // exec: the id, then the command
   // shim
   std::string port;
   int ready_fd = -1;
@@ -159,6 +164,29 @@ int RunOci(const GlobalFlags& g, const std::string& verb, const OciCommand& c) {
     absl::Status removed = containers.Delete(c.id, /*force=*/true);
     if (!exit.ok()) return Fail(exit.status().message());
     if (!removed.ok()) LogError(removed.message());
+    return exit->ShellCode() & 0xff;
+  }
+  if (verb == "exec") {
+    ExecRequest req = c.exec;
+    if (c.rest.empty()) return Fail("exec: the container id is missing");
+    req.id = c.rest.front();
+    req.args.assign(c.rest.begin() + 1, c.rest.end());
+    req.pid_file = c.pid_file;
+    req.console_socket = c.console_socket;
+    req.detach = c.detach;
+    if (!c.process_file.empty()) {
+      absl::StatusOr<std::string> text = ReadFile(c.process_file);
+      if (!text.ok()) return Fail(absl::StrCat("--process: ", text.status().message()));
+      req.process_json = *text;
+    }
+    absl::StatusOr<Child> shim = containers.Exec(req);
+    if (!shim.ok()) return Fail(shim.status().message());
+    if (c.detach) {
+      shim->Release();
+      return 0;
+    }
+    absl::StatusOr<ExitStatus> exit = shim->Wait(absl::InfiniteFuture());
+    if (!exit.ok()) return Fail(exit.status().message());
     return exit->ShellCode() & 0xff;
   }
   if (verb == "start") return done(containers.Start(c.id));
@@ -335,6 +363,23 @@ int RunCli(int argc, char** argv) {
   list->add_option("-f,--format", oc.format, "table or json")
       ->check(CLI::IsMember({"table", "json"}));
   list->add_flag("-q,--quiet", oc.quiet, "only the ids");
+  CLI::App* exec = verb("exec", "run a further process in a running container");
+  exec->add_option("-p,--process", oc.process_file, "the process as OCI JSON (engines pass this)");
+  exec->add_flag("-t,--tty", oc.exec.tty, "a terminal (with --console-socket)");
+  exec->add_option("--console-socket", oc.console_socket,
+                   "a unix socket to send the terminal's master to");
+  exec->add_flag("-d,--detach", oc.detach, "return once it runs");
+  exec->add_option("--pid-file", oc.pid_file, "write the process's pid (its shim's) here");
+  exec->add_option("--cwd", oc.exec.cwd, "working directory in the container");
+  exec->add_option("-e,--env", oc.exec.env, "NAME=value, added to the container's")
+      ->allow_extra_args(false);  // one value per -e; repeat it for more
+  exec->add_option("-u,--user", oc.exec.user, "uid[:gid]");
+  exec->add_option("-c,--cap", oc.exec.caps, "a capability to add, e.g. CAP_NET_ADMIN")
+      ->allow_extra_args(false);  // one value per -e; repeat it for more
+  exec->add_flag("--no-new-privs", oc.exec.no_new_privs, "set no_new_privileges");
+  // As runc: options end at the first argument, the id; what follows is the command's.
+  exec->prefix_command();
+  exec->footer("Usage: runvm exec [OPTIONS] ID [COMMAND [ARG...]]");
   CLI::App* ps = verb("ps", "list a container's processes (pids are the guest's)");
   ps->add_option("-f,--format", oc.format, "table or json")
       ->check(CLI::IsMember({"table", "json"}));
@@ -367,7 +412,9 @@ int RunCli(int argc, char** argv) {
   if (check->parsed()) return RunCheck(g, check_verbose, check_boot);
   if (spec->parsed()) return RunSpec(spec_bundle);
   for (CLI::App* v : oci_verbs) {
-    if (v->parsed()) return RunOci(g, v->get_name(), oc);
+    if (!v->parsed()) continue;
+    if (v == exec) oc.rest = v->remaining();
+    return RunOci(g, v->get_name(), oc);
   }
   if (sandbox->parsed()) {
     for (CLI::App* verb : sandbox->get_subcommands()) sc.verb = verb->get_name();

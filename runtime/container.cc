@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstring>
@@ -16,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "base/failpoint.h"
 #include "base/file.h"
@@ -188,6 +190,36 @@ std::string Absolute(const std::string& path) {
   return out;
 }
 
+// The shim: this binary again, holding our fds 0-2, marked as one of the sandbox's helpers;
+// returned once it is connected to the process's port (and has sent the terminal's master).
+absl::StatusOr<Child> SpawnShim(const ContainersOptions& options, const std::string& name,
+                                const std::string& port_socket, const std::string& console_socket,
+                                bool detach, const std::string& run_dir) {
+  ASSIGN_OR_RETURN(Pipe ready, MakePipe());
+  SpawnOptions so{.argv = {options.self_exe}};
+  for (const std::string& flag : options.shim_flags) so.argv.push_back(flag);
+  for (const char* arg : {"shim", "--port", port_socket.c_str(), "--ready-fd", "3"}) {
+    so.argv.push_back(arg);
+  }
+  if (!console_socket.empty()) {
+    so.argv.insert(so.argv.end(), {"--console-socket", Absolute(console_socket)});
+  }
+  so.argv.push_back(name);
+  so.fds = {{0, 0}, {1, 1}, {2, 2}, {3, ready.write.get()}};
+  so.env.emplace();
+  for (char** e = environ; *e != nullptr; ++e) so.env->push_back(*e);
+  so.env->push_back(qemu::HelperMarker(run_dir));
+  so.new_session = detach;
+  ASSIGN_OR_RETURN(Child child, Spawn(so));
+  ready.write.reset();
+  ASSIGN_OR_RETURN(std::string said,
+                   ReadToEnd(ready.read.get(), 4096, absl::Now() + kShimReadyTimeout));
+  if (said != "ok") {
+    return absl::InternalError(said.empty() ? "the shim exited before it was ready" : said);
+  }
+  return child;
+}
+
 }  // namespace
 
 // ---- the record ----
@@ -205,6 +237,13 @@ Json ContainerToJson(const ContainerRecord& r) {
   j["port_device"] = r.port_device;
   j["shim"] = r.shim ? persist::IdentityToJson(*r.shim) : Json(nullptr);
   j["guest_pid"] = r.guest_pid;
+  Json execs = Json::array();
+  for (const ExecRecord& e : r.execs) {
+    execs.push_back({{"id", e.id},
+                     {"port_device", e.port_device},
+                     {"shim", e.shim ? persist::IdentityToJson(*e.shim) : Json(nullptr)}});
+  }
+  j["execs"] = std::move(execs);
   return j;
 }
 
@@ -231,6 +270,19 @@ absl::StatusOr<ContainerRecord> ContainerFromJson(const Json& j) {
   ASSIGN_OR_RETURN(r.shares, f.Strings("shares"));
   ASSIGN_OR_RETURN(r.shim, f.OptionalIdentity("shim"));
   ASSIGN_OR_RETURN(r.guest_pid, f.Int("guest_pid"));
+  auto execs = j.find("execs");
+  if (execs != j.end()) {
+    if (!execs->is_array()) return f.Missing("execs", "a list");
+    for (const Json& e : *execs) {
+      if (!e.is_object()) return f.Missing("execs[]", "an object");
+      const persist::Fields ef(e, "container record: execs[]");
+      ExecRecord x;
+      ASSIGN_OR_RETURN(x.id, ef.String("id"));
+      ASSIGN_OR_RETURN(x.port_device, ef.String("port_device"));
+      ASSIGN_OR_RETURN(x.shim, ef.OptionalIdentity("shim"));
+      r.execs.push_back(std::move(x));
+    }
+  }
   return r;
 }
 
@@ -384,29 +436,8 @@ absl::StatusOr<Child> Containers::Create(const CreateRequest& req) {
     r.guest_pid = created.pid;
     RUNVM_FAILPOINT("container.create.before-shim");
 
-    // The shim: this binary again, holding our fds 0-2, marked as one of the sandbox's helpers.
-    ASSIGN_OR_RETURN(Pipe ready, MakePipe());
-    SpawnOptions so{.argv = {options_.self_exe}};
-    for (const std::string& flag : options_.shim_flags) so.argv.push_back(flag);
-    for (const char* arg : {"shim", "--port", port->source.c_str(), "--ready-fd", "3"}) {
-      so.argv.push_back(arg);
-    }
-    if (!req.console_socket.empty()) {
-      so.argv.insert(so.argv.end(), {"--console-socket", Absolute(req.console_socket)});
-    }
-    so.argv.push_back(req.id);
-    so.fds = {{0, 0}, {1, 1}, {2, 2}, {3, ready.write.get()}};
-    so.env.emplace();
-    for (char** e = environ; *e != nullptr; ++e) so.env->push_back(*e);
-    so.env->push_back(qemu::HelperMarker(vm.run_dir));
-    so.new_session = req.detach;
-    ASSIGN_OR_RETURN(Child child, Spawn(so));
-    ready.write.reset();
-    ASSIGN_OR_RETURN(std::string said,
-                     ReadToEnd(ready.read.get(), 4096, absl::Now() + kShimReadyTimeout));
-    if (said != "ok") {
-      return absl::InternalError(said.empty() ? "the shim exited before it was ready" : said);
-    }
+    ASSIGN_OR_RETURN(Child child, SpawnShim(options_, req.id, port->source, req.console_socket,
+                                            req.detach, vm.run_dir));
     ASSIGN_OR_RETURN(ProcessIdentity id, ReadProcessIdentity(child.pid()));
     r.shim = id;
     r.status = kOciCreated;
@@ -422,6 +453,126 @@ absl::StatusOr<Child> Containers::Create(const CreateRequest& req) {
     (void)s.sandboxes().Delete(req.id, /*force=*/true);
   }
   return shim;
+}
+
+namespace {
+
+// The process an exec runs: the container's spec with its process replaced, as JSON for the
+// agent (which takes the namespaces and seccomp filter from the rest).
+absl::StatusOr<std::string> ExecSpec(const std::string& bundle, const ExecRequest& req) {
+  const std::string path = bundle + "/config.json";
+  ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  Json spec = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!spec.is_object()) return absl::InvalidArgumentError(path + ": not a JSON object");
+  if (!req.process_json.empty()) {
+    Json process = Json::parse(req.process_json, nullptr, /*allow_exceptions=*/false);
+    if (!process.is_object()) {
+      return absl::InvalidArgumentError("--process: not a JSON object");
+    }
+    spec["process"] = std::move(process);
+  } else {
+    Json& p = spec["process"];
+    if (req.args.empty()) return absl::InvalidArgumentError("exec: no command given");
+    p["args"] = req.args;
+    p["terminal"] = req.tty;
+    if (!req.cwd.empty()) p["cwd"] = req.cwd;
+    for (const std::string& e : req.env) p["env"].push_back(e);
+    if (!req.user.empty()) {
+      std::vector<std::string> ids = absl::StrSplit(req.user, ':');
+      uint32_t uid = 0, gid = 0;
+      if (ids.size() > 2 || !absl::SimpleAtoi(ids[0], &uid) ||
+          (ids.size() == 2 && !absl::SimpleAtoi(ids[1], &gid))) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--user \"", req.user, "\": numeric uid[:gid] only"));
+      }
+      p["user"]["uid"] = uid;
+      p["user"]["gid"] = gid;
+    }
+    for (const std::string& cap : req.caps) {
+      for (const char* set : {"bounding", "effective", "permitted"}) {
+        p["capabilities"][set].push_back(cap);
+      }
+    }
+    if (req.no_new_privs) p["noNewPrivileges"] = true;
+  }
+  const std::string out = spec.dump();
+  absl::StatusOr<oci::Spec> parsed = oci::ParseSpec(out);
+  if (!parsed.ok()) return Annotate(parsed.status(), "exec: the process");
+  if (absl::Status st = parsed->Validate(); !st.ok()) return Annotate(st, "exec: the process");
+  if (parsed->process.terminal != !req.console_socket.empty()) {
+    return absl::InvalidArgumentError(
+        parsed->process.terminal
+            ? "cannot allocate tty if runc will detach without setting console socket"
+            : "cannot use console socket if runc will not detach or allocate tty");
+  }
+  return out;
+}
+
+std::string RandomHex() {
+  absl::StatusOr<std::string> uuid = ReadFile("/proc/sys/kernel/random/uuid", 64);
+  std::string hex = uuid.ok() ? *uuid : absl::StrCat(::getpid());
+  hex.erase(std::remove(hex.begin(), hex.end(), '-'), hex.end());
+  return hex.substr(0, 12);
+}
+
+}  // namespace
+
+absl::StatusOr<Child> Containers::Exec(const ExecRequest& req) {
+  RETURN_IF_ERROR(ValidateSandboxId(req.id));
+  Session s(options_);
+  if (::access(s.sandboxes().Dir(req.id).c_str(), F_OK) != 0) return NotExist(req.id);
+  absl::StatusOr<std::unique_ptr<Sandbox>> opened = s.sandboxes().Open(req.id, "exec");
+  if (absl::IsNotFound(opened.status())) return NotExist(req.id);
+  if (!opened.ok()) return opened.status();
+  Sandbox& sb = **opened;
+  ASSIGN_OR_RETURN(ContainerRecord r, s.Load(req.id));
+  if (LiveStatus(r) == kOciStopped) {
+    return absl::FailedPreconditionError("cannot exec in a stopped container");
+  }
+  ASSIGN_OR_RETURN(std::string spec_json, ExecSpec(r.bundle, req));
+  ASSIGN_OR_RETURN(qemu::Hotplug * hp, sb.hotplug());
+  ASSIGN_OR_RETURN(AgentClient agent, s.Agent(sb));
+  const absl::Time deadline = absl::Now() + kAgentTimeout;
+  // Earlier execs that have finished give their ports back (a sandbox has 30).
+  for (auto it = r.execs.begin(); it != r.execs.end();) {
+    if (it->shim && IsAlive(*it->shim)) {
+      ++it;
+      continue;
+    }
+    (void)agent.Call({.type = agent_proto::kDestroy,
+                      .fields = agent_proto::ToFields(agent_proto::ContainerRef{it->id})},
+                     deadline);
+    if (absl::Status st = hp->Remove(it->port_device); !st.ok()) {
+      LogWarning(absl::StrCat("exec ", it->id, ": its port stays: ", st.message()));
+    }
+    it = r.execs.erase(it);
+  }
+  RETURN_IF_ERROR(sb.Save());
+  RETURN_IF_ERROR(s.Save(r));
+
+  const std::string eid = RandomHex();
+  const std::string name = req.id + "/" + eid;
+  const std::string port_name = "io-" + req.id + "-" + eid;
+  absl::StatusOr<qemu::PluggedDevice> port = hp->AddSerialPort(port_name);
+  RETURN_IF_ERROR(sb.Save());
+  RETURN_IF_ERROR(port.status());
+  r.execs.push_back({.id = name, .port_device = port->id});
+  RETURN_IF_ERROR(s.Save(r));
+  ASSIGN_OR_RETURN(agent_proto::Message reply,
+                   agent.Call({.type = agent_proto::kExecProcess,
+                               .fields = agent_proto::ToFields(agent_proto::CreateContainer{
+                                   .id = name, .spec_json = spec_json, .stdio_port = port_name})},
+                              deadline));
+  RETURN_IF_ERROR(agent_proto::CreatedFrom(reply).status());
+  ASSIGN_OR_RETURN(Child child, SpawnShim(options_, name, port->source, req.console_socket,
+                                          req.detach, sb.record().vm->run_dir));
+  ASSIGN_OR_RETURN(ProcessIdentity shim, ReadProcessIdentity(child.pid()));
+  r.execs.back().shim = shim;
+  RETURN_IF_ERROR(s.Save(r));
+  if (!req.pid_file.empty()) {
+    RETURN_IF_ERROR(WriteFileAtomic(Absolute(req.pid_file), absl::StrCat(child.pid()), 0644));
+  }
+  return child;
 }
 
 absl::Status Containers::Start(const std::string& id) {

@@ -42,6 +42,14 @@ inline constexpr char kOciCreated[] = "created";
 inline constexpr char kOciRunning[] = "running";
 inline constexpr char kOciStopped[] = "stopped";
 
+// A process exec'd into a running container, until the next exec finds it finished and
+// reclaims its port.
+struct ExecRecord {
+  std::string id;           // "<container>/<exec id>" is its name in the agent
+  std::string port_device;  // hot-plug id of its stdio port
+  std::optional<ProcessIdentity> shim;
+};
+
 struct ContainerRecord {
   std::string id;
   std::string sandbox_id;
@@ -54,6 +62,7 @@ struct ContainerRecord {
   std::string port_device;          // hot-plug id of its stdio port; "" until plugged
   std::optional<ProcessIdentity> shim;
   int64_t guest_pid = 0;
+  std::vector<ExecRecord> execs;
 };
 
 nlohmann::json ContainerToJson(const ContainerRecord& record);
@@ -82,6 +91,23 @@ struct CreateRequest {
   bool detach = true;          // the shim gets its own session
 };
 
+// runvm exec: the process comes from `process_json` (an OCI process object, as engines pass with
+// --process) or from the container's own with `args` and the overrides.
+struct ExecRequest {
+  std::string id;
+  std::string process_json;
+  std::vector<std::string> args;
+  bool tty = false;
+  std::string cwd;
+  std::vector<std::string> env;   // added to the container's
+  std::string user;               // uid[:gid]
+  std::vector<std::string> caps;  // added to every capability set
+  bool no_new_privs = false;
+  std::string pid_file;
+  std::string console_socket;
+  bool detach = false;
+};
+
 struct ContainersOptions {
   std::string root = "/run/runvm";
   absl::Duration lock_wait = absl::Seconds(30);
@@ -99,6 +125,9 @@ class Containers {
   // caller releases it (create) or waits for it (run). All or nothing.
   absl::StatusOr<Child> Create(const CreateRequest& request);
   absl::Status Start(const std::string& id);
+  // A further process in the running container, with its own shim (returned running, like
+  // Create's). Ports of earlier execs that have finished are unplugged first.
+  absl::StatusOr<Child> Exec(const ExecRequest& request);
   // `signal` as a name (KILL, SIGKILL) or a number; with `all`, every process of the container.
   absl::Status Kill(const std::string& id, const std::string& signal, bool all);
   // Without `force` a running container is refused; with it, it is killed, and an unknown id is

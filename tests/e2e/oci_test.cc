@@ -455,6 +455,48 @@ TEST_F(OciTest, RunDetachedReturnsAndTheContainerRuns) {
   ExpectNothingLeft(id);
 }
 
+TEST_F(OciTest, ExecRunsFurtherProcessesWithTheirOwnShimsAndGivesTheirPortsBack) {
+  bundle_.spec.process.args = {"sleep", "1000"};
+  bundle_.Save();
+  const std::string id = NewId();
+  EngineIo init = Create({"run", "-d", "--bundle", bundle_.path, id});
+  ASSERT_EQ(init.create.code, 0) << ReadFile(log_).value_or("");
+  // In the foreground, with runc's flags; the command's own options are not runvm's.
+  CommandResult r = Runvm({"exec", id, "sh", "-c", "echo $(hostname) here; exit 6"});
+  EXPECT_EQ(r.code, 6) << r.err;
+  EXPECT_EQ(r.out, "runvm here\n");
+  r = Runvm({"exec", "--user", "1000:1000", "--cwd", "/tmp", "-e", "X=1", "-e", "Y=2", id, "sh",
+             "-c", "id -u; pwd; echo $X$Y"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "1000\n/tmp\n12\n");
+  // As containerd's shim calls it: --process F --detach --pid-file P; the shim's status is the
+  // process's.
+  const std::string process = dir_.Write(
+      "process.json",
+      R"({"terminal": false, "user": {"uid": 0, "gid": 0}, "args": ["sh", "-c", "echo detached; exit 2"],
+          "env": ["PATH=/bin"], "cwd": "/"})");
+  const std::string pid_file = dir_.path() + "/exec.pid";
+  EngineIo io = Create({"exec", "--process", process, "--detach", "--pid-file", pid_file, id});
+  ASSERT_EQ(io.create.code, 0) << ReadFile(log_).value_or("");
+  ASSERT_OK_AND_ASSIGN(std::string pid_text, ReadFile(pid_file));
+  int pid = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(pid_text, &pid)) << pid_text;
+  ASSERT_OK_AND_ASSIGN(int status, WaitForExit(pid, absl::Seconds(60)));
+  EXPECT_EQ(status, 2);
+  EXPECT_EQ(ReadAll(io.stdout_r.get()), "detached\n");
+  // Finished execs give their ports back: the init's and the newest exec's remain.
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(Runvm({"exec", id, "sh", "-c", "exit 0"}).code, 0);
+  Json sandbox = Json::parse(Runvm({"sandbox", "state", id}).out, nullptr, false);
+  int ports = 0;
+  for (const Json& d : sandbox.value("devices", Json::array()))
+    ports += d["kind"] == "virtserialport";
+  EXPECT_EQ(ports, 2);
+  EXPECT_EQ(State(id)["status"], "running") << "execs leave the container running";
+  ASSERT_EQ(Runvm({"kill", id, "KILL"}).code, 0);
+  EXPECT_EQ(AwaitStatus(id, "stopped"), "stopped");
+  EXPECT_THAT(Runvm({"exec", id, "true"}).err, HasSubstr("cannot exec in a stopped container"));
+}
+
 TEST_F(OciTest, BadInputGetsRuncsErrorsAndChangesNothing) {
   const std::string id = NewId();
   for (const std::vector<std::string>& call :
