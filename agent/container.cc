@@ -33,6 +33,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "base/status.h"
+#include "base/unix_socket.h"
 
 extern char** environ;
 
@@ -465,20 +466,7 @@ bool OpenTerminalInside(int console_fd) {
   }
   ::close(slave);
   if (::setsid() < 0 || ::ioctl(0, TIOCSCTTY, 0) != 0) return false;
-  char byte = 't';
-  iovec iov{.iov_base = &byte, .iov_len = 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(c), &master, sizeof master);
-  if (::sendmsg(console_fd, &msg, MSG_NOSIGNAL) != 1) return false;
+  if (!SendFd(console_fd, master, "t", 1)) return false;
   ::close(master);
   ::close(console_fd);
   return true;
@@ -724,24 +712,12 @@ absl::StatusOr<Container> Container::Launch(const Plan& plan_ref, const Containe
   // The child sent its terminal's master before it reported ready.
   Fd master;
   if (console_ours.valid()) {
-    char byte;
-    iovec iov{.iov_base = &byte, .iov_len = 1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    cmsghdr* c = nullptr;
-    if (::recvmsg(console_ours.get(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) == 1 &&
-        (c = CMSG_FIRSTHDR(&msg)) != nullptr && c->cmsg_type == SCM_RIGHTS) {
-      int fd;
-      std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
-      master = Fd(fd);
-    } else {
+    absl::StatusOr<Fd> received = ReceiveFd(console_ours.get());
+    if (!received.ok()) {
       return absl::InternalError(
           absl::StrCat("container ", config.id, ": no terminal master from its init"));
     }
+    master = *std::move(received);
   }
   return Container(std::move(init), std::move(start.write), std::move(master));
 }

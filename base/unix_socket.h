@@ -19,6 +19,14 @@ absl::StatusOr<Fd> ListenUnix(const std::string& path, int backlog = 16);
 // Connects to `path`. Close-on-exec, blocking.
 absl::StatusOr<Fd> ConnectUnix(const std::string& path);
 
+// Passes `fd` over a connected unix socket in one SCM_RIGHTS message whose bytes are `payload`
+// (not empty; runc's console socket carries the terminal's name). Allocates nothing, so a child
+// between clone and exec may call it; false with errno set on failure.
+bool SendFd(int sock, int fd, const char* payload, size_t payload_bytes);
+
+// Receives one fd passed that way (close-on-exec). NotFound when the message carried none.
+absl::StatusOr<Fd> ReceiveFd(int sock);
+
 }  // namespace runvm
 
 #endif  // RUNVM_BASE_UNIX_SOCKET_H_

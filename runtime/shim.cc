@@ -64,21 +64,8 @@ absl::StatusOr<Fd> OpenConsole(const std::string& console_socket) {
   (void)::ioctl(slave.get(), TIOCSCTTY, 0);  // fails harmlessly outside a new session (run)
   absl::StatusOr<Fd> sock = ConnectUnix(console_socket);
   if (!sock.ok()) return Annotate(sock.status(), "--console-socket");
-  const char payload[] = "/dev/ptmx";
-  iovec iov{.iov_base = const_cast<char*>(payload), .iov_len = sizeof payload - 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  const int fd = master.get();
-  std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
-  if (::sendmsg(sock->get(), &msg, MSG_NOSIGNAL) < 0) {
+  const char payload[] = "/dev/ptmx";  // what runc sends: the master's name
+  if (!SendFd(sock->get(), master.get(), payload, sizeof payload - 1)) {
     return ErrnoError(absl::StrCat("send the terminal to ", console_socket));
   }
   return slave;

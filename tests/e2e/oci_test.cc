@@ -394,24 +394,6 @@ TEST_F(OciTest, ReadonlyRootCapabilitiesAndSeccompAreEnforcedInTheGuest) {
   EXPECT_FALSE(std::filesystem::exists(bundle_.rootfs + "/new"));
 }
 
-// The fd a console socket receives, as an engine takes it.
-absl::StatusOr<Fd> ReceiveFd(int sock) {
-  char payload[256];
-  iovec iov{.iov_base = payload, .iov_len = sizeof payload};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  if (::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC) < 0) return ErrnoError("recvmsg");
-  cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  if (c == nullptr || c->cmsg_type != SCM_RIGHTS) return absl::NotFoundError("no fd received");
-  int fd;
-  std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
-  return Fd(fd);
-}
-
 TEST_F(OciTest, ATerminalThroughTheConsoleSocketWithItsSize) {
   bundle_.spec.process.terminal = true;
   bundle_.spec.process.args = {
