@@ -55,6 +55,13 @@ absl::Status NotExist(const std::string& id) {
   return absl::NotFoundError(absl::StrCat("container ", id, " does not exist"));
 }
 
+// runc's text, which containerd maps to NotFound on kill.
+constexpr char kNotRunning[] = "container not running";
+absl::Status NotRunning() { return absl::FailedPreconditionError(kNotRunning); }
+bool IsNotRunning(const absl::Status& st) {
+  return absl::IsFailedPrecondition(st) && st.message() == kNotRunning;
+}
+
 // The status as it is now: a created or running container whose shim has gone has stopped.
 std::string LiveStatus(const ContainerRecord& r) {
   if (r.status == kOciCreated || r.status == kOciRunning) {
@@ -124,8 +131,8 @@ struct Opened {
 
 class Session {
  public:
-  Session(const ContainersOptions& o)
-      : options_(o), sandboxes_({.root = o.root, .lock_wait = o.lock_wait}) {}
+  explicit Session(const ContainersOptions& o)
+      : sandboxes_({.root = o.root, .lock_wait = o.lock_wait}) {}
 
   SandboxStore& sandboxes() { return sandboxes_; }
 
@@ -166,8 +173,20 @@ class Session {
     return AgentClient::Connect(s.vm->agent_socket(), absl::Now() + kAgentTimeout);
   }
 
+  // Asks the agent about a container that has not stopped; NotRunning() when it has, also when
+  // it stopped between the check here and the agent's.
+  absl::StatusOr<agent_proto::Message> AskLive(Opened& o, agent_proto::Message request) {
+    if (LiveStatus(o.record) == kOciStopped) return NotRunning();
+    ASSIGN_OR_RETURN(AgentClient agent, Agent(*o.sandbox));
+    absl::StatusOr<agent_proto::Message> reply =
+        agent.Call(std::move(request), absl::Now() + kAgentTimeout);
+    if (!reply.ok() && absl::StrContains(reply.status().message(), "is not running")) {
+      return NotRunning();
+    }
+    return reply;
+  }
+
  private:
-  const ContainersOptions& options_;
   SandboxStore sandboxes_;
 };
 
@@ -599,21 +618,12 @@ absl::Status Containers::Kill(const std::string& id, const std::string& signal, 
   ASSIGN_OR_RETURN(int sig, ParseSignal(signal));
   Session s(options_);
   ASSIGN_OR_RETURN(Opened o, s.Open(id, "kill"));
-  const absl::Status not_running = absl::FailedPreconditionError("container not running");
-  if (LiveStatus(o.record) == kOciStopped) {
-    // runc: with --all there is nothing left to signal, which is no error.
-    return all ? absl::OkStatus() : not_running;
-  }
-  ASSIGN_OR_RETURN(AgentClient agent, s.Agent(*o.sandbox));
-  absl::Status st = agent
-                        .Call({.type = agent_proto::kSignal,
-                               .fields = agent_proto::ToFields(agent_proto::SignalRequest{
-                                   .id = id, .signal = sig, .all = all})},
-                              absl::Now() + kAgentTimeout)
+  absl::Status st = s.AskLive(o, {.type = agent_proto::kSignal,
+                                  .fields = agent_proto::ToFields(agent_proto::SignalRequest{
+                                      .id = id, .signal = sig, .all = all})})
                         .status();
-  if (!st.ok() && absl::StrContains(st.message(), "is not running")) {
-    return all ? absl::OkStatus() : not_running;
-  }
+  // runc: with --all, a container with nothing left to signal is no error.
+  if (all && IsNotRunning(st)) return absl::OkStatus();
   return st;
 }
 
@@ -621,18 +631,10 @@ absl::StatusOr<std::vector<agent_proto::ProcessEntry>> Containers::Processes(
     const std::string& id) {
   Session s(options_);
   ASSIGN_OR_RETURN(Opened o, s.Open(id, "ps"));
-  const absl::Status not_running = absl::FailedPreconditionError("container not running");
-  if (LiveStatus(o.record) == kOciStopped) return not_running;
-  ASSIGN_OR_RETURN(AgentClient agent, s.Agent(*o.sandbox));
-  absl::StatusOr<agent_proto::Message> reply =
-      agent.Call({.type = agent_proto::kProcesses,
-                  .fields = agent_proto::ToFields(agent_proto::ContainerRef{id})},
-                 absl::Now() + kAgentTimeout);
-  if (!reply.ok() && absl::StrContains(reply.status().message(), "is not running")) {
-    return not_running;
-  }
-  if (!reply.ok()) return reply.status();
-  ASSIGN_OR_RETURN(agent_proto::ProcessList list, agent_proto::ProcessListFrom(*reply));
+  ASSIGN_OR_RETURN(agent_proto::Message reply,
+                   s.AskLive(o, {.type = agent_proto::kProcesses,
+                                 .fields = agent_proto::ToFields(agent_proto::ContainerRef{id})}));
+  ASSIGN_OR_RETURN(agent_proto::ProcessList list, agent_proto::ProcessListFrom(reply));
   return list.processes;
 }
 
