@@ -277,7 +277,8 @@ absl::StatusOr<CreateContainer> CreateContainerFrom(const Message& m) {
 }
 
 absl::StatusOr<ContainerRef> ContainerRefFrom(const Message& m) {
-  if (m.type != kStartContainer && m.type != kDestroy && m.type != kProcesses) {
+  if (m.type != kStartContainer && m.type != kDestroy && m.type != kProcesses && m.type != kPause &&
+      m.type != kResume && m.type != kStats) {
     RETURN_IF_ERROR(Expect(m, kDestroy));
   }
   ContainerRef v;
@@ -337,6 +338,67 @@ absl::StatusOr<ProcessList> ProcessListFrom(const Message& m) {
       return Bad(m, "processes", "a list of {pid, command}");
     }
     v.processes.push_back({pid->get<int64_t>(), command->get<std::string>()});
+  }
+  return v;
+}
+
+Json ToFields(const UpdateRequest& v) {
+  return {{"container", v.id}, {"resources", v.resources_json}};
+}
+
+absl::StatusOr<UpdateRequest> UpdateRequestFrom(const Message& m) {
+  RETURN_IF_ERROR(Expect(m, kUpdate));
+  UpdateRequest v;
+  ASSIGN_OR_RETURN(v.id, Str(m, "container"));
+  ASSIGN_OR_RETURN(v.resources_json, Str(m, "resources"));
+  return v;
+}
+
+namespace {
+
+// CgroupStats's integer figures by their field names.
+constexpr std::pair<const char*, int64_t CgroupStats::*> kStatFields[] = {
+    {"cpu_usage_usec", &CgroupStats::cpu_usage_usec},
+    {"cpu_user_usec", &CgroupStats::cpu_user_usec},
+    {"cpu_system_usec", &CgroupStats::cpu_system_usec},
+    {"cpu_periods", &CgroupStats::cpu_periods},
+    {"cpu_throttled_periods", &CgroupStats::cpu_throttled_periods},
+    {"cpu_throttled_usec", &CgroupStats::cpu_throttled_usec},
+    {"memory_current", &CgroupStats::memory_current},
+    {"memory_max", &CgroupStats::memory_max},
+    {"memory_peak", &CgroupStats::memory_peak},
+    {"swap_current", &CgroupStats::swap_current},
+    {"swap_max", &CgroupStats::swap_max},
+    {"oom", &CgroupStats::oom},
+    {"oom_kill", &CgroupStats::oom_kill},
+    {"pids_current", &CgroupStats::pids_current},
+    {"pids_max", &CgroupStats::pids_max},
+};
+
+}  // namespace
+
+Json ToFields(const CgroupStats& v) {
+  Json j = Json::object();
+  for (const auto& [name, member] : kStatFields) j[name] = v.*member;
+  j["frozen"] = v.frozen;
+  j["memory_stat"] = v.memory_stat;
+  return j;
+}
+
+absl::StatusOr<CgroupStats> CgroupStatsFrom(const Message& m) {
+  RETURN_IF_ERROR(Expect(m, kStats));
+  CgroupStats v;
+  for (const auto& [name, member] : kStatFields) {
+    ASSIGN_OR_RETURN(v.*member, Int(m, name));
+  }
+  ASSIGN_OR_RETURN(v.frozen, Bool(m, "frozen"));
+  auto stat = m.fields.find("memory_stat");
+  if (stat == m.fields.end() || !stat->is_object()) {
+    return Bad(m, "memory_stat", "an object of integers");
+  }
+  for (auto it = stat->begin(); it != stat->end(); ++it) {
+    if (!it->is_number_integer()) return Bad(m, "memory_stat", "an object of integers");
+    v.memory_stat[it.key()] = it->get<int64_t>();
   }
   return v;
 }

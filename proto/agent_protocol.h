@@ -19,6 +19,7 @@
 #define RUNVM_PROTO_AGENT_PROTOCOL_H_
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -56,6 +57,14 @@ inline constexpr char kProcesses[] = "processes";
 // answered with Created. The process is started at once and is addressed by that id in signal,
 // wait, processes and destroy; destroying the container destroys its execs.
 inline constexpr char kExecProcess[] = "exec_process";
+// A container's cgroup in the guest (cgroup v2, one per container, its execs included):
+// pause and resume freeze and thaw it (ContainerRef, answered once the freeze has taken hold),
+// update applies an OCI LinuxResources object to it (UpdateRequest), stats reads it (ContainerRef,
+// answered with CgroupStats).
+inline constexpr char kPause[] = "pause";
+inline constexpr char kResume[] = "resume";
+inline constexpr char kUpdate[] = "update";
+inline constexpr char kStats[] = "stats";
 
 struct Message {
   std::string type;
@@ -131,8 +140,23 @@ struct CreateContainer {
   std::string spec_json;  // the OCI spec (root.path is ignored: rootfs is)
   std::string stdio_port;
 };
-struct ContainerRef {  // start_container, destroy, processes
+struct ContainerRef {  // start_container, destroy, processes, pause, resume, stats
   std::string id;
+};
+struct UpdateRequest {
+  std::string id;
+  std::string resources_json;  // an OCI LinuxResources object; absent fields stay as they are
+};
+// A container's cgroup figures as the guest's cgroup v2 files give them; -1 for "max".
+struct CgroupStats {
+  int64_t cpu_usage_usec = 0, cpu_user_usec = 0, cpu_system_usec = 0;  // cpu.stat
+  int64_t cpu_periods = 0, cpu_throttled_periods = 0, cpu_throttled_usec = 0;
+  int64_t memory_current = 0, memory_max = -1, memory_peak = 0;  // memory.*
+  int64_t swap_current = 0, swap_max = -1;
+  int64_t oom = 0, oom_kill = 0;  // memory.events
+  int64_t pids_current = 0, pids_max = -1;
+  bool frozen = false;                         // cgroup.events
+  std::map<std::string, int64_t> memory_stat;  // memory.stat
 };
 struct SignalRequest {
   std::string id;
@@ -172,6 +196,8 @@ nlohmann::json ToFields(const WaitRequest& v);
 nlohmann::json ToFields(const WaitResult& v);
 nlohmann::json ToFields(const Created& v);
 nlohmann::json ToFields(const ProcessList& v);
+nlohmann::json ToFields(const UpdateRequest& v);
+nlohmann::json ToFields(const CgroupStats& v);
 
 absl::StatusOr<Hello> HelloFrom(const Message& m);
 absl::StatusOr<HelloReply> HelloReplyFrom(const Message& m);
@@ -187,6 +213,8 @@ absl::StatusOr<WaitRequest> WaitRequestFrom(const Message& m);
 absl::StatusOr<WaitResult> WaitResultFrom(const Message& m);
 absl::StatusOr<Created> CreatedFrom(const Message& m);  // also exec_process
 absl::StatusOr<ProcessList> ProcessListFrom(const Message& m);
+absl::StatusOr<UpdateRequest> UpdateRequestFrom(const Message& m);
+absl::StatusOr<CgroupStats> CgroupStatsFrom(const Message& m);
 
 }  // namespace runvm::agent_proto
 

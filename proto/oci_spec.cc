@@ -43,6 +43,14 @@ absl::Status Get(const Json& j, const std::string& path, uint32_t* out) {
   *out = static_cast<uint32_t>(v);
   return absl::OkStatus();
 }
+absl::Status Get(const Json& j, const std::string& path, int64_t* out) {
+  if (!j.is_number_integer()) return Wrong(path, "an integer", j);
+  if (j.is_number_unsigned() && j.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", j.dump(), " does not fit 63 bits"));
+  }
+  *out = j.get<int64_t>();
+  return absl::OkStatus();
+}
 absl::Status Get(const Json& j, const std::string& path, int* out) {
   if (!j.is_number_integer()) return Wrong(path, "an integer", j);
   *out = j.get<int>();
@@ -60,6 +68,10 @@ absl::Status Get(const Json& j, const std::string& p, Seccomp* s);
 absl::Status Get(const Json& j, const std::string& p, Process* pr);
 absl::Status Get(const Json& j, const std::string& p, Root* r);
 absl::Status Get(const Json& j, const std::string& p, Linux* l);
+absl::Status Get(const Json& j, const std::string& p, CpuResources* c);
+absl::Status Get(const Json& j, const std::string& p, MemoryResources* m);
+absl::Status Get(const Json& j, const std::string& p, PidsResources* r);
+absl::Status Get(const Json& j, const std::string& p, Resources* r);
 
 template <typename T>
 absl::Status Get(const Json& j, const std::string& path, std::optional<T>* out) {
@@ -170,10 +182,57 @@ absl::Status Get(const Json& j, const std::string& p, Linux* l) {
   if (!j.is_object()) return Wrong(p, "an object", j);
   RETURN_IF_ERROR(Field(j, p, "namespaces", &l->namespaces));
   RETURN_IF_ERROR(Field(j, p, "cgroupsPath", &l->cgroups_path));
+  RETURN_IF_ERROR(Field(j, p, "resources", &l->resources));
   RETURN_IF_ERROR(Field(j, p, "seccomp", &l->seccomp));
   RETURN_IF_ERROR(Field(j, p, "maskedPaths", &l->masked_paths));
   RETURN_IF_ERROR(Field(j, p, "readonlyPaths", &l->readonly_paths));
   return Field(j, p, "sysctl", &l->sysctl);
+}
+
+absl::Status Get(const Json& j, const std::string& p, CpuResources* c) {
+  if (!j.is_object()) return Wrong(p, "an object", j);
+  RETURN_IF_ERROR(Field(j, p, "shares", &c->shares));
+  RETURN_IF_ERROR(Field(j, p, "quota", &c->quota));
+  RETURN_IF_ERROR(Field(j, p, "period", &c->period));
+  RETURN_IF_ERROR(Field(j, p, "cpus", &c->cpus));
+  return Field(j, p, "mems", &c->mems);
+}
+absl::Status Get(const Json& j, const std::string& p, MemoryResources* m) {
+  if (!j.is_object()) return Wrong(p, "an object", j);
+  RETURN_IF_ERROR(Field(j, p, "limit", &m->limit));
+  RETURN_IF_ERROR(Field(j, p, "reservation", &m->reservation));
+  return Field(j, p, "swap", &m->swap);
+}
+absl::Status Get(const Json& j, const std::string& p, PidsResources* r) {
+  if (!j.is_object()) return Wrong(p, "an object", j);
+  return Field(j, p, "limit", &r->limit);
+}
+absl::Status Get(const Json& j, const std::string& p, Resources* r) {
+  if (!j.is_object()) return Wrong(p, "an object", j);
+  RETURN_IF_ERROR(Field(j, p, "cpu", &r->cpu));
+  RETURN_IF_ERROR(Field(j, p, "memory", &r->memory));
+  RETURN_IF_ERROR(Field(j, p, "pids", &r->pids));
+  return r->Validate();
+}
+
+nlohmann::ordered_json ResourcesJson(const Resources& r) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();
+  if (r.cpu) {
+    auto& c = j["cpu"] = nlohmann::ordered_json::object();
+    if (r.cpu->shares) c["shares"] = *r.cpu->shares;
+    if (r.cpu->quota) c["quota"] = *r.cpu->quota;
+    if (r.cpu->period) c["period"] = *r.cpu->period;
+    if (!r.cpu->cpus.empty()) c["cpus"] = r.cpu->cpus;
+    if (!r.cpu->mems.empty()) c["mems"] = r.cpu->mems;
+  }
+  if (r.memory) {
+    auto& m = j["memory"] = nlohmann::ordered_json::object();
+    if (r.memory->limit) m["limit"] = *r.memory->limit;
+    if (r.memory->reservation) m["reservation"] = *r.memory->reservation;
+    if (r.memory->swap) m["swap"] = *r.memory->swap;
+  }
+  if (r.pids) j["pids"] = {{"limit", r.pids->limit}};
+  return j;
 }
 
 Json CapsJson(const Capabilities& c) {
@@ -298,6 +357,7 @@ std::string SpecToJson(const Spec& s, int indent) {
     l["namespaces"].push_back(std::move(nj));
   }
   if (!s.linux.cgroups_path.empty()) l["cgroupsPath"] = s.linux.cgroups_path;
+  if (s.linux.resources) l["resources"] = ResourcesJson(*s.linux.resources);
   if (!s.linux.masked_paths.empty()) l["maskedPaths"] = s.linux.masked_paths;
   if (!s.linux.readonly_paths.empty()) l["readonlyPaths"] = s.linux.readonly_paths;
   if (!s.linux.sysctl.empty()) l["sysctl"] = s.linux.sysctl;
@@ -322,6 +382,80 @@ std::string SpecToJson(const Spec& s, int indent) {
   }
   if (!s.annotations.empty()) j["annotations"] = s.annotations;
   return j.dump(indent);
+}
+
+absl::StatusOr<Resources> ParseResources(absl::string_view text) {
+  Json j = Json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return absl::InvalidArgumentError("resources: not valid JSON");
+  Resources r;
+  RETURN_IF_ERROR(Get(j, "resources", &r));
+  return r;
+}
+
+std::string ResourcesToJson(const Resources& r) { return ResourcesJson(r).dump(); }
+
+void Resources::Merge(const Resources& u) {
+  if (u.cpu) {
+    CpuResources& c = cpu ? *cpu : cpu.emplace();
+    if (u.cpu->shares) c.shares = u.cpu->shares;
+    if (u.cpu->quota) c.quota = u.cpu->quota;
+    if (u.cpu->period) c.period = u.cpu->period;
+    if (!u.cpu->cpus.empty()) c.cpus = u.cpu->cpus;
+    if (!u.cpu->mems.empty()) c.mems = u.cpu->mems;
+  }
+  if (u.memory) {
+    MemoryResources& m = memory ? *memory : memory.emplace();
+    if (u.memory->limit) m.limit = u.memory->limit;
+    if (u.memory->reservation) m.reservation = u.memory->reservation;
+    if (u.memory->swap) m.swap = u.memory->swap;
+  }
+  if (u.pids) pids = u.pids;
+}
+
+int Resources::Vcpus() const {
+  if (!cpu || !cpu->quota || *cpu->quota <= 0 || !cpu->period || *cpu->period == 0) return 0;
+  const uint64_t quota = static_cast<uint64_t>(*cpu->quota);
+  return static_cast<int>(std::min<uint64_t>((quota + *cpu->period - 1) / *cpu->period, 1 << 16));
+}
+
+int64_t Resources::MemoryMib() const {
+  if (!memory || !memory->limit || *memory->limit <= 0) return 0;
+  return (*memory->limit + (1 << 20) - 1) >> 20;
+}
+
+absl::Status Resources::Validate() const {
+  if (cpu) {
+    if (cpu->quota && *cpu->quota < -1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("resources.cpu.quota: ", *cpu->quota, " is neither -1 nor positive"));
+    }
+    if (cpu->period && (*cpu->period < 1000 || *cpu->period > 1000000)) {
+      return absl::InvalidArgumentError(absl::StrCat("resources.cpu.period: ", *cpu->period,
+                                                     " is outside 1000..1000000 microseconds"));
+    }
+    if (cpu->shares && *cpu->shares > 262144) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("resources.cpu.shares: ", *cpu->shares, " is above 262144"));
+    }
+  }
+  if (memory) {
+    for (auto [name, v] :
+         {std::pair<const char*, const std::optional<int64_t>*>{"limit", &memory->limit},
+          {"reservation", &memory->reservation},
+          {"swap", &memory->swap}}) {
+      if (*v && **v < -1) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("resources.memory.", name, ": ", **v, " is neither -1 nor positive"));
+      }
+    }
+    if (memory->limit && memory->swap && *memory->limit > 0 && *memory->swap > 0 &&
+        *memory->swap < *memory->limit) {
+      return absl::InvalidArgumentError(absl::StrCat("resources.memory.swap: ", *memory->swap,
+                                                     " is below the memory limit ", *memory->limit,
+                                                     " (swap counts memory plus swap)"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 Spec DefaultSpec() {

@@ -87,9 +87,42 @@ struct Seccomp {
   std::vector<SeccompSyscall> syscalls;
 };
 
+// linux.resources, the part runvm enforces (in the guest's cgroup v2, and by sizing the VM).
+// An absent field leaves the current value as it is (update applies only what it names).
+struct CpuResources {
+  std::optional<uint64_t> shares;
+  std::optional<int64_t> quota;  // microseconds per period; -1 or 0: no limit
+  std::optional<uint64_t> period;
+  std::string cpus;  // cpuset, "0-1"; empty: unchanged
+  std::string mems;
+};
+struct MemoryResources {
+  std::optional<int64_t> limit;  // bytes; -1: no limit
+  std::optional<int64_t> reservation;
+  std::optional<int64_t> swap;  // memory plus swap, bytes; -1: no limit
+};
+struct PidsResources {
+  int64_t limit = 0;  // <= 0: no limit
+};
+struct Resources {
+  std::optional<CpuResources> cpu;
+  std::optional<MemoryResources> memory;
+  std::optional<PidsResources> pids;
+
+  // `update` over these: the fields `update` names replace these ones.
+  void Merge(const Resources& update);
+  // Whole vCPUs the CPU limit amounts to (Kata's rule: ceil(quota / period)); 0 without one.
+  int Vcpus() const;
+  // MiB the memory limit amounts to (rounded up); 0 without one.
+  int64_t MemoryMib() const;
+  // Negative quotas other than -1, a quota without a period, a zero period.
+  absl::Status Validate() const;
+};
+
 struct Linux {
   std::vector<Namespace> namespaces;
   std::string cgroups_path;
+  std::optional<Resources> resources;
   std::optional<Seccomp> seccomp;
   std::vector<std::string> masked_paths;
   std::vector<std::string> readonly_paths;
@@ -112,6 +145,10 @@ struct Spec {
 
 absl::StatusOr<Spec> ParseSpec(absl::string_view json_text);
 std::string SpecToJson(const Spec& spec, int indent = 2);
+
+// An OCI LinuxResources object alone (what `update --resources` reads), with the same rules.
+absl::StatusOr<Resources> ParseResources(absl::string_view json_text);
+std::string ResourcesToJson(const Resources& resources);
 
 // What `runvm spec` writes: runc's default spec (sh on a terminal, the usual mounts and
 // namespaces, the three default capabilities), with hostname "runvm".

@@ -13,6 +13,7 @@ using ::runvm::testing::IsOk;
 using ::runvm::testing::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using Json = nlohmann::json;
 
 Message Hi(uint64_t id, const std::string& epoch) {
   return {.type = kHello, .id = id, .fields = ToFields(Hello{epoch})};
@@ -121,6 +122,33 @@ TEST(AgentFrame, BodiesAreStrict) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("a non-empty list")));
   EXPECT_THAT(HelloFrom(m), StatusIs(absl::StatusCode::kInvalidArgument,
                                      HasSubstr("expected \"hello\", got \"run\"")));
+}
+
+TEST(AgentMessages, StatsAndUpdateRoundTrip) {
+  CgroupStats stats{.cpu_usage_usec = 5,
+                    .memory_current = 1 << 20,
+                    .memory_max = -1,
+                    .oom_kill = 2,
+                    .pids_current = 3,
+                    .frozen = true,
+                    .memory_stat = {{"anon", 4096}}};
+  absl::StatusOr<CgroupStats> back =
+      CgroupStatsFrom({.type = kStats, .id = 1, .fields = ToFields(stats)});
+  ASSERT_THAT(back, IsOk());
+  EXPECT_EQ(back->cpu_usage_usec, 5);
+  EXPECT_EQ(back->memory_max, -1);
+  EXPECT_EQ(back->oom_kill, 2);
+  EXPECT_TRUE(back->frozen);
+  EXPECT_EQ(back->memory_stat.at("anon"), 4096);
+  Json fields = ToFields(stats);
+  fields["memory_stat"]["anon"] = "x";
+  EXPECT_THAT(CgroupStatsFrom({.type = kStats, .fields = fields}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("memory_stat")));
+  absl::StatusOr<UpdateRequest> u = UpdateRequestFrom(
+      {.type = kUpdate, .fields = ToFields(UpdateRequest{"c1", R"({"pids":{"limit":5}})"})});
+  ASSERT_THAT(u, IsOk());
+  EXPECT_EQ(u->id, "c1");
+  EXPECT_THAT(ContainerRefFrom({.type = kPause, .fields = ToFields(ContainerRef{"c1"})}), IsOk());
 }
 
 TEST(AgentFrame, ByteByByteDeliveryYieldsTheSameMessages) {

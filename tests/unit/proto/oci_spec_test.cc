@@ -95,5 +95,60 @@ TEST(OciSpec, ValidateRules) {
           "\"SYS_ADMIN\" is not a capability name");
 }
 
+TEST(OciResources, ParsedFromTheSpecAndAlone) {
+  absl::StatusOr<Spec> spec = ParseSpec(R"({"linux": {"resources": {
+      "cpu": {"shares": 512, "quota": 150000, "period": 100000, "cpus": "0-1"},
+      "memory": {"limit": 268435456, "swap": 536870912},
+      "pids": {"limit": 64}, "devices": [{"allow": false, "access": "rwm"}]}}})");
+  ASSERT_THAT(spec, IsOk());
+  ASSERT_TRUE(spec->linux.resources.has_value());
+  const Resources& r = *spec->linux.resources;
+  EXPECT_EQ(r.cpu->shares, 512u);
+  EXPECT_EQ(r.cpu->cpus, "0-1");
+  EXPECT_EQ(r.Vcpus(), 2) << "ceil(150000 / 100000)";
+  EXPECT_EQ(r.MemoryMib(), 256);
+  EXPECT_EQ(r.pids->limit, 64);
+  // Through the spec's JSON and back, and alone (update --resources).
+  absl::StatusOr<Spec> again = ParseSpec(SpecToJson(*spec));
+  ASSERT_THAT(again, IsOk());
+  EXPECT_EQ(ResourcesToJson(*again->linux.resources), ResourcesToJson(r));
+  absl::StatusOr<Resources> alone = ParseResources(ResourcesToJson(r));
+  ASSERT_THAT(alone, IsOk());
+  EXPECT_EQ(ResourcesToJson(*alone), ResourcesToJson(r));
+  EXPECT_EQ(Resources{}.Vcpus(), 0);
+  EXPECT_EQ(Resources{}.MemoryMib(), 0);
+}
+
+TEST(OciResources, AnUpdateReplacesOnlyTheFieldsItNames) {
+  absl::StatusOr<Resources> base = ParseResources(
+      R"({"cpu": {"quota": 100000, "period": 100000}, "memory": {"limit": 104857600}})");
+  absl::StatusOr<Resources> update =
+      ParseResources(R"({"cpu": {"quota": 300000}, "pids": {"limit": 10}})");
+  ASSERT_THAT(base, IsOk());
+  ASSERT_THAT(update, IsOk());
+  base->Merge(*update);
+  EXPECT_EQ(base->cpu->quota, 300000);
+  EXPECT_EQ(base->cpu->period, 100000u);
+  EXPECT_EQ(base->memory->limit, 104857600);
+  EXPECT_EQ(base->pids->limit, 10);
+  EXPECT_EQ(base->Vcpus(), 3);
+}
+
+TEST(OciResources, BadFiguresAreRefusedNamingTheField) {
+  EXPECT_THAT(ParseResources(R"({"cpu": {"quota": -5}})"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("cpu.quota: -5")));
+  EXPECT_THAT(ParseResources(R"({"cpu": {"period": 10}})"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("cpu.period: 10 is outside")));
+  EXPECT_THAT(ParseResources(R"({"memory": {"limit": "1g"}})"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("resources.memory.limit: expected an integer, got string")));
+  EXPECT_THAT(ParseResources(R"({"memory": {"limit": 2000000, "swap": 1000000}})"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("below the memory limit")));
+  EXPECT_THAT(ParseResources("[1]"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("expected an object")));
+  EXPECT_THAT(ParseResources("{"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("resources: not valid JSON")));
+}
+
 }  // namespace
 }  // namespace runvm::oci
