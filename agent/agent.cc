@@ -273,6 +273,8 @@ class RunningContainer {
   }
   Container& container() { return container_; }
   pid_t pid() const { return container_.pid(); }
+  // What its cgroup was given (linux.resources, then every update merged in).
+  oci::Resources resources;
   bool Exited() {
     std::lock_guard<std::mutex> lock(mu_);
     return exit_status_.has_value();
@@ -422,22 +424,39 @@ Message Agent::HandleContainer(const Message& request) {
       stdout_r = std::move(out->read);
       stderr_r = std::move(err->read);
     }
+    // Born in the container's cgroup: a new one for a container, its container's for an exec.
+    Fd cgroup;
+    const oci::Resources resources = spec->linux.resources.value_or(oci::Resources{});
+    if (!options_.cgroup_root.empty()) {
+      absl::StatusOr<GuestCgroups*> cg = Cgroups();
+      if (!cg.ok()) return ErrorReply(request, cg.status().message());
+      absl::StatusOr<Fd> dir =
+          exec ? OpenFile((*cg)->Dir(c->id.substr(0, slash)), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+               : (*cg)->Create(c->id, resources);
+      if (!dir.ok()) return ErrorReply(request, dir.status().message());
+      cgroup = *std::move(dir);
+    }
     const ContainerConfig config{.id = c->id,
                                  .rootfs = c->rootfs,
                                  .spec = *spec,
                                  .stdio = {theirs[0].get(), theirs[1].get(), theirs[2].get()},
-                                 .terminal = spec->process.terminal};
+                                 .terminal = spec->process.terminal,
+                                 .cgroup_fd = cgroup.valid() ? cgroup.get() : -1};
     absl::StatusOr<Container> created =
         exec ? init->container().Exec(config) : Container::Create(config);
-    if (!created.ok()) return ErrorReply(request, created.status().message());
+    if (!created.ok()) {
+      if (!exec && cgroups_) (void)cgroups_->Remove(c->id, absl::Now() + absl::Seconds(5));
+      return ErrorReply(request, created.status().message());
+    }
     if (spec->process.terminal) {
       stdout_r = created->TakeTerminalMaster();
       stdin_w = Fd(::fcntl(stdout_r.get(), F_DUPFD_CLOEXEC, 3));
     }
     const pid_t pid = created->pid();
-    containers_[c->id] = std::make_unique<RunningContainer>(
+    auto& running = containers_[c->id] = std::make_unique<RunningContainer>(
         *std::move(created), *std::move(port), std::move(stdin_w), std::move(stdout_r),
         std::move(stderr_r), spec->process.terminal);
+    running->resources = resources;
     return {.type = request.type, .id = request.id, .fields = ToFields(Created{pid})};
   }
   if (request.type == kProcesses) {
@@ -468,6 +487,11 @@ Message Agent::HandleContainer(const Message& request) {
         it = containers_.erase(it);
       }
       containers_.erase(ref->id);
+      if (cgroups_) {
+        if (absl::Status st = cgroups_->Remove(ref->id, absl::Now() + absl::Seconds(5)); !st.ok()) {
+          return ErrorReply(request, st.message());
+        }
+      }
     } else if (absl::Status st = rc->container().Start(); !st.ok()) {
       return ErrorReply(request, st.message());
     }
@@ -497,6 +521,63 @@ Message Agent::HandleContainer(const Message& request) {
           .fields = ToFields(WaitResult{status.has_value(), status.value_or(-1)})};
 }
 
+absl::StatusOr<GuestCgroups*> Agent::Cgroups() {
+  if (options_.cgroup_root.empty()) {
+    return absl::FailedPreconditionError("the agent runs without cgroups");
+  }
+  if (!cgroups_) {
+    cgroups_.emplace(options_.cgroup_root);
+    cgroups_status_ = cgroups_->Setup();
+  }
+  if (!cgroups_status_.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the guest's cgroups: ", cgroups_status_.message()));
+  }
+  return &*cgroups_;
+}
+
+Message Agent::HandleCgroup(const Message& request) {
+  using namespace agent_proto;
+  absl::StatusOr<std::string> id;
+  std::optional<UpdateRequest> update;
+  if (request.type == kUpdate) {
+    absl::StatusOr<UpdateRequest> u = UpdateRequestFrom(request);
+    if (!u.ok()) return ErrorReply(request, u.status().message());
+    update = *std::move(u);
+    id = update->id;
+  } else {
+    absl::StatusOr<ContainerRef> ref = ContainerRefFrom(request);
+    if (!ref.ok()) return ErrorReply(request, ref.status().message());
+    id = ref->id;
+  }
+  auto it = containers_.find(*id);
+  if (it == containers_.end() || id->find('/') != std::string::npos) {
+    return ErrorReply(request, absl::StrCat("container ", *id, " does not exist"));
+  }
+  RunningContainer& rc = *it->second;
+  if (rc.Exited()) return ErrorReply(request, absl::StrCat("container ", *id, " is not running"));
+  absl::StatusOr<GuestCgroups*> cg = Cgroups();
+  if (!cg.ok()) return ErrorReply(request, cg.status().message());
+  absl::Status st;
+  if (request.type == kStats) {
+    absl::StatusOr<CgroupStats> stats = (*cg)->Stats(*id);
+    if (!stats.ok()) return ErrorReply(request, stats.status().message());
+    return {.type = kStats, .id = request.id, .fields = ToFields(*stats)};
+  }
+  if (update) {
+    absl::StatusOr<oci::Resources> r = oci::ParseResources(update->resources_json);
+    if (!r.ok()) return ErrorReply(request, r.status().message());
+    oci::Resources merged = rc.resources;
+    merged.Merge(*r);
+    if (st = merged.Validate(); st.ok()) st = (*cg)->Apply(*id, merged);
+    if (st.ok()) rc.resources = std::move(merged);
+  } else {
+    st = (*cg)->Freeze(*id, request.type == kPause, absl::Now() + absl::Seconds(10));
+  }
+  if (!st.ok()) return ErrorReply(request, st.message());
+  return {.type = request.type, .id = request.id};
+}
+
 Message Agent::Handle(const Message& request) {
   using namespace agent_proto;
   if (request.type == kHello) {
@@ -523,6 +604,10 @@ Message Agent::Handle(const Message& request) {
       request.type == kSignal || request.type == kWait || request.type == kDestroy ||
       request.type == kProcesses || request.type == kExecProcess) {
     return HandleContainer(request);
+  }
+  if (request.type == kPause || request.type == kResume || request.type == kUpdate ||
+      request.type == kStats) {
+    return HandleCgroup(request);
   }
   return ErrorReply(request, "unknown request type");
 }

@@ -3,21 +3,23 @@
 //   Agent agent({.version = "0.1"});
 //   RETURN_IF_ERROR(agent.ServePort(port_fd));   // the virtio-serial port; returns only on error
 //
-// Requests: hello, health, guest_details, run; create_container, start_container, signal, wait,
-// destroy. Each is answered in order; a failed one with an "error" message naming the request.
-// A container's stdio is relayed between pipes and its own port (proto/io_frame.h) by two
-// threads; output waits in the pipes until the host connects, and the exit frame follows the
-// last byte of output.
+// Requests: hello, health, guest_details, run; create_container, exec_process, start_container,
+// signal, wait, processes, destroy; pause, resume, update, stats (each container has a cgroup).
+// Each is answered in order; a failed one with an "error" message naming the request. A container's
+// stdio is relayed between pipes and its own port (proto/io_frame.h) by two threads; output waits
+// in the pipes until the host connects, and the exit frame follows the last byte of output.
 #ifndef RUNVM_AGENT_AGENT_H_
 #define RUNVM_AGENT_AGENT_H_
 
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "agent/cgroup.h"
 #include "base/fd.h"
 #include "proto/agent_protocol.h"
 
@@ -31,6 +33,9 @@ struct AgentOptions {
   // Opens a container process's stdio port by name; default: the virtio-serial port of that
   // name (/sys/class/virtio-ports/*/name), waited for a few seconds after its hotplug.
   std::function<absl::StatusOr<Fd>(const std::string& name)> open_port;
+  // Where the guest's cgroup2 is mounted (agent/cgroup.h): each container gets a cgroup there.
+  // Empty: no cgroups (pause, update and stats are refused); what host unit tests use.
+  std::string cgroup_root;
 };
 
 class RunningContainer;  // agent.cc
@@ -59,9 +64,14 @@ class Agent {
   bool Answer(int fd, agent_proto::FrameReader& reader, const char* data, size_t n);
 
   agent_proto::Message HandleContainer(const agent_proto::Message& request);
+  agent_proto::Message HandleCgroup(const agent_proto::Message& request);
+  // The guest's cgroups, set up once; an error says why there are none.
+  absl::StatusOr<GuestCgroups*> Cgroups();
 
   AgentOptions options_;
   std::map<std::string, std::unique_ptr<RunningContainer>> containers_;
+  std::optional<GuestCgroups> cgroups_;
+  absl::Status cgroups_status_;
 };
 
 }  // namespace runvm::agent

@@ -95,6 +95,9 @@ struct Plan {
   // the clone itself) instead of making new ones and mounting.
   int join_pidfd = -1;
   int join_flags = 0;
+  // Born in its cgroup: the cgroup namespace is made by the child, once it is there.
+  bool unshare_cgroup = false;
+  std::vector<std::pair<int, int>> join_ns;  // namespaces joined by path: fd, CLONE_NEW* type
 };
 
 namespace {
@@ -102,6 +105,7 @@ namespace {
 struct PlanDeleter {
   void operator()(Plan* p) const {
     if (p->caps) cap_free(p->caps);
+    for (const auto& [fd, type] : p->join_ns) ::close(fd);
     delete p;
   }
 };
@@ -317,9 +321,17 @@ absl::StatusOr<std::unique_ptr<Plan, PlanDeleter>> MakePlan(const ContainerConfi
           absl::StrCat("linux.namespaces: \"", ns.type, "\" is not supported in the guest"));
     }
     if (!ns.path.empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("linux.namespaces: joining ", ns.type, " namespace ", ns.path,
-                       " is not supported (the sandbox's namespaces are the VM)"));
+      // A pod's containers share the sandbox container's network, ipc and uts namespaces: the
+      // host names them by the guest's /proc/<pid>/ns/<type>.
+      if (it->second == CLONE_NEWPID || it->second == CLONE_NEWNS) {
+        return absl::InvalidArgumentError(absl::StrCat("linux.namespaces: joining a ", ns.type,
+                                                       " namespace (", ns.path,
+                                                       ") is not supported in the guest"));
+      }
+      int fd = ::open(ns.path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return ErrnoError(absl::StrCat("linux.namespaces: ", ns.type, " ", ns.path));
+      p->join_ns.emplace_back(fd, it->second);
+      continue;
     }
     p->clone_flags |= it->second;
   }
@@ -482,6 +494,12 @@ bool OpenTerminalInside(int console_fd) {
     if (::dup2(from, i) < 0) Die(status_fd, "stdio");
   }
   struct stat st;
+  for (const auto& [fd, type] : p.join_ns) {
+    if (::setns(fd, type) != 0) Die(status_fd, "join a namespace named by linux.namespaces");
+  }
+  if (p.unshare_cgroup && ::unshare(CLONE_NEWCGROUP) != 0) {
+    Die(status_fd, "make the cgroup namespace");
+  }
   if (p.join_pidfd >= 0) {
     // Joining the mount namespace puts the root and cwd at its root, which setns follows down
     // through the rootfs mounted over it: the container's root, pivoted or moved.
@@ -636,6 +654,7 @@ absl::StatusOr<Container> Container::Exec(const ContainerConfig& config) const {
   RETURN_IF_ERROR(config.spec.Validate());
   ASSIGN_OR_RETURN(auto plan, MakePlan(config));
   plan->join_pidfd = init_.pidfd();
+  plan->unshare_cgroup = false;  // joined with the rest
   plan->join_flags = plan->clone_flags &
                      (CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWCGROUP);
   ASSIGN_OR_RETURN(Container process, Launch(*plan, config));
@@ -658,7 +677,13 @@ absl::StatusOr<Container> Container::Launch(const Plan& plan_ref, const Containe
   }
   int pidfd = -1;
   clone_args args{};
-  args.flags = static_cast<uint64_t>(plan->join_pidfd >= 0 ? 0 : plan->clone_flags) | CLONE_PIDFD;
+  uint64_t flags = static_cast<uint64_t>(plan->join_pidfd >= 0 ? 0 : plan->clone_flags);
+  if (plan->unshare_cgroup) flags &= ~static_cast<uint64_t>(CLONE_NEWCGROUP);
+  if (config.cgroup_fd >= 0) {
+    args.cgroup = static_cast<uint64_t>(config.cgroup_fd);
+    flags |= CLONE_INTO_CGROUP;
+  }
+  args.flags = flags | CLONE_PIDFD;
   args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
   args.exit_signal = SIGCHLD;
   auto clone = [&]() -> long {

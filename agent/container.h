@@ -35,6 +35,9 @@ struct ContainerConfig {
   // /dev/ptmx (after its mounts, so that ttyname finds the slave there), as its 0-2 and
   // controlling terminal in a new session. Its master is terminal_master() of the container.
   bool terminal = false;
+  // The cgroup the process is born in (clone3 CLONE_INTO_CGROUP); -1: the agent's. A new cgroup
+  // namespace is then made inside it, so that the container sees its cgroup as the root.
+  int cgroup_fd = -1;
 };
 
 struct Plan;  // container.cc

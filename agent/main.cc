@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "runvm-agent: %s\n", std::string(port.status().message()).c_str());
     return 1;
   }
-  runvm::agent::Agent agent;
+  runvm::agent::Agent agent({.cgroup_root = "/sys/fs/cgroup"});  // guest/init mounts cgroup2
   absl::Status st = agent.ServePort(port->get());
   std::fprintf(stderr, "runvm-agent: %s\n", std::string(st.message()).c_str());
   return 1;

@@ -15,9 +15,13 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <map>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "base/fd.h"
 #include "base/file.h"
@@ -213,12 +217,12 @@ class AgentContainerTest : public ContainerTest {
       *shim = Fd(sv[0]);
       (*guest_ends)[name] = Fd(sv[1]);
     }
-    agent_.emplace(
-        AgentOptions{.open_port = [guest_ends](const std::string& name) -> absl::StatusOr<Fd> {
-          auto it = guest_ends->find(name);
-          if (it == guest_ends->end()) return absl::NotFoundError("no port " + name);
-          return Fd(::dup(it->second.get()));
-        }});
+    open_port_ = [guest_ends](const std::string& name) -> absl::StatusOr<Fd> {
+      auto it = guest_ends->find(name);
+      if (it == guest_ends->end()) return absl::NotFoundError("no port " + name);
+      return Fd(::dup(it->second.get()));
+    };
+    agent_.emplace(AgentOptions{.open_port = open_port_});
   }
   agent_proto::Message Ask(agent_proto::Message m) { return agent_->Handle(m); }
   agent_proto::Message Create(const std::string& script) {
@@ -268,6 +272,7 @@ class AgentContainerTest : public ContainerTest {
   }
 
   Fd shim_, exec_shim_;
+  std::function<absl::StatusOr<Fd>(const std::string&)> open_port_;
   std::optional<Agent> agent_;
 };
 
@@ -423,6 +428,117 @@ TEST_F(AgentContainerTest, BadRequestsAreErrorsNamingTheCause) {
   EXPECT_THAT(m.fields.value("message", ""), HasSubstr("no port io-nope"));
   EXPECT_THAT(Ref(agent_proto::kDestroy).fields.value("message", ""),
               HasSubstr("container c1 does not exist"));
+}
+
+// ---- the container's cgroup (agent/cgroup.h), on this host's cgroup2 ----
+
+// A cgroup2 hierarchy of this host: /sys/fs/cgroup (unified) or /sys/fs/cgroup/unified (hybrid).
+std::string HostCgroup2() {
+  for (const char* dir : {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}) {
+    if (::access((std::string(dir) + "/cgroup.procs").c_str(), F_OK) == 0 &&
+        ::access((std::string(dir) + "/cgroup.controllers").c_str(), F_OK) == 0) {
+      return dir;
+    }
+  }
+  return "";
+}
+
+class CgroupContainerTest : public AgentContainerTest {
+ protected:
+  void SetUp() override {
+    AgentContainerTest::SetUp();
+    if (IsSkipped()) return;
+    const std::string host = HostCgroup2();
+    if (host.empty()) GTEST_SKIP() << "no cgroup2 hierarchy on this host";
+    root_ = absl::StrCat(host, "/runvm-test-", ::getpid());
+    ASSERT_EQ(::mkdir(root_.c_str(), 0755), 0) << root_;
+    agent_.emplace(AgentOptions{.open_port = open_port_, .cgroup_root = root_});
+    spec_.root.readonly = false;
+  }
+  void TearDown() override {
+    agent_.reset();  // destroys what runs
+    if (!root_.empty()) {
+      EXPECT_EQ(::rmdir(root_.c_str()), 0) << root_ << " is not empty";
+    }
+  }
+  int64_t Counter() {
+    absl::StatusOr<std::string> n = ReadFile(rootfs_ + "/tmp/n");
+    int64_t v = -1;
+    if (n.ok()) (void)absl::SimpleAtoi(absl::StripAsciiWhitespace(*n), &v);
+    return v;
+  }
+  // Waits until the counter is above `than`.
+  int64_t CounterAbove(int64_t than) {
+    for (int i = 0; i < 500; ++i) {
+      int64_t v = Counter();
+      if (v > than) return v;
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return Counter();
+  }
+  absl::StatusOr<agent_proto::CgroupStats> Stats() {
+    return agent_proto::CgroupStatsFrom(Ref(agent_proto::kStats));
+  }
+  std::string root_;
+};
+
+TEST_F(CgroupContainerTest, TheContainerIsBornInItsCgroupWhichIsItsCgroupNamespacesRoot) {
+  ASSERT_EQ(Create("grep ^0:: /proc/self/cgroup").type, agent_proto::kCreateContainer);
+  EXPECT_EQ(::access((root_ + "/c-c1/cgroup.procs").c_str(), F_OK), 0);
+  ASSERT_OK_AND_ASSIGN(std::string procs, ReadFile(root_ + "/c-c1/cgroup.procs"));
+  EXPECT_NE(procs, "") << "its init waits in it for start";
+  EXPECT_EQ(Ref(agent_proto::kStartContainer).type, agent_proto::kStartContainer);
+  EXPECT_EQ(ReadUntilExit().out, "0::/\n");
+  EXPECT_EQ(Ref(agent_proto::kDestroy).type, agent_proto::kDestroy);
+  EXPECT_NE(::access((root_ + "/c-c1").c_str(), F_OK), 0) << "removed with the container";
+}
+
+TEST_F(CgroupContainerTest, PauseStopsACounterAndResumeContinuesIt) {
+  ASSERT_EQ(Create("i=0; while :; do i=$((i+1)); echo $i > /tmp/n; sleep 0.02; done").type,
+            agent_proto::kCreateContainer);
+  EXPECT_EQ(Ref(agent_proto::kStartContainer).type, agent_proto::kStartContainer);
+  ASSERT_GT(CounterAbove(2), 2);
+  ASSERT_EQ(Ref(agent_proto::kPause).type, agent_proto::kPause);
+  ASSERT_OK_AND_ASSIGN(agent_proto::CgroupStats paused, Stats());
+  EXPECT_TRUE(paused.frozen);
+  const int64_t at = Counter();
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_EQ(Counter(), at) << "frozen";
+  ASSERT_EQ(Ref(agent_proto::kResume).type, agent_proto::kResume);
+  EXPECT_GT(CounterAbove(at), at) << "thawed";
+  ASSERT_OK_AND_ASSIGN(agent_proto::CgroupStats running, Stats());
+  EXPECT_FALSE(running.frozen);
+  EXPECT_GT(running.cpu_usage_usec, 0);
+  // Destroying a paused container works too (the cgroup is thawed to let its processes die).
+  ASSERT_EQ(Ref(agent_proto::kPause).type, agent_proto::kPause);
+  EXPECT_EQ(Ref(agent_proto::kDestroy).type, agent_proto::kDestroy);
+  EXPECT_NE(::access((root_ + "/c-c1").c_str(), F_OK), 0);
+}
+
+TEST_F(CgroupContainerTest, ALimitOnAControllerTheKernelLacksIsRefusedByName) {
+  ASSERT_OK_AND_ASSIGN(std::string offered, ReadFile(HostCgroup2() + "/cgroup.controllers"));
+  if (absl::StrContains(offered, "pids")) GTEST_SKIP() << "this host offers pids in cgroup2";
+  ASSERT_EQ(Create("sleep 100").type, agent_proto::kCreateContainer);
+  agent_proto::Message m = Ask({.type = agent_proto::kUpdate,
+                                .id = 5,
+                                .fields = agent_proto::ToFields(
+                                    agent_proto::UpdateRequest{"c1", R"({"pids":{"limit":5}})"})});
+  EXPECT_EQ(m.type, agent_proto::kError);
+  EXPECT_THAT(m.fields.value("message", ""),
+              HasSubstr("container c1: pids.max: the guest kernel has no pids controller"));
+  m = Ask({.type = agent_proto::kUpdate,
+           .id = 6,
+           .fields =
+               agent_proto::ToFields(agent_proto::UpdateRequest{"c1", R"({"cpu":{"quota":-7}})"})});
+  EXPECT_THAT(m.fields.value("message", ""), HasSubstr("cpu.quota: -7"));
+  EXPECT_EQ(Ref(agent_proto::kDestroy).type, agent_proto::kDestroy);
+}
+
+TEST_F(AgentContainerTest, WithoutCgroupsPauseIsRefusedSayingSo) {
+  ASSERT_EQ(Create("sleep 100").type, agent_proto::kCreateContainer);
+  EXPECT_THAT(Ref(agent_proto::kPause).fields.value("message", ""),
+              HasSubstr("the agent runs without cgroups"));
+  EXPECT_EQ(Ref(agent_proto::kDestroy).type, agent_proto::kDestroy);
 }
 
 }  // namespace
