@@ -6,13 +6,20 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <limits>
+#include <map>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "base/file.h"
 #include "base/log.h"
 #include "base/process.h"
+#include "base/status.h"
 #include "nlohmann/json.hpp"
 #include "proto/config_codec.h"
 #include "proto/oci_spec.h"
@@ -118,10 +125,158 @@ struct OciCommand {
   ExecRequest exec;
   std::string process_file;
   std::vector<std::string> rest;  // exec: the id, then the command
+  // update
+  std::string resources_file;
+  std::map<std::string, std::string> update_flags;  // flag name -> value as given
+  // events
+  bool stats = false;
+  std::string interval = "5s";
   // shim
   std::string port;
   int ready_fd = -1;
 };
+
+// runc's sizes: "256m", "1G", "1024", "-1" (no limit); binary multiples.
+absl::StatusOr<int64_t> ParseBytes(const std::string& flag, const std::string& text) {
+  std::string t = absl::AsciiStrToLower(text);
+  if (t == "-1") return -1;
+  if (absl::EndsWith(t, "b")) t.pop_back();
+  int shift = 0;
+  if (!t.empty()) {
+    const size_t unit = std::string("kmgtp").find(t.back());
+    if (unit != std::string::npos) {
+      shift = 10 * static_cast<int>(unit + 1);
+      t.pop_back();
+    }
+  }
+  int64_t n = 0;
+  if (!absl::SimpleAtoi(t, &n) || n < 0 || (shift > 0 && n > (INT64_MAX >> shift))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, " \"", text, "\": not a size (1024, 512k, 256m, 2g or -1)"));
+  }
+  return n << shift;
+}
+
+absl::StatusOr<int64_t> ParseInt(const std::string& flag, const std::string& text) {
+  int64_t n = 0;
+  if (!absl::SimpleAtoi(text, &n)) {
+    return absl::InvalidArgumentError(absl::StrCat("--", flag, " \"", text, "\": not a number"));
+  }
+  return n;
+}
+
+// update's resources: the --resources JSON (a file, or stdin for "-") with runc's flags over it.
+absl::StatusOr<oci::Resources> UpdateResources(const OciCommand& c) {
+  oci::Resources r;
+  if (!c.resources_file.empty()) {
+    std::string text;
+    if (c.resources_file == "-") {
+      ASSIGN_OR_RETURN(text, ReadToEnd(0, 1 << 20, absl::Now() + absl::Seconds(30)));
+    } else {
+      absl::StatusOr<std::string> read = ReadFile(c.resources_file, 1 << 20);
+      if (!read.ok()) return Annotate(read.status(), "--resources");
+      text = *read;
+    }
+    absl::StatusOr<oci::Resources> parsed = oci::ParseResources(text);
+    if (!parsed.ok()) return Annotate(parsed.status(), "--resources");
+    r = *std::move(parsed);
+  }
+  auto flag = [&](const char* name) -> const std::string& { return c.update_flags.at(name); };
+  for (const char* name : {"blkio-weight", "cpu-rt-period", "cpu-rt-runtime", "kernel-memory",
+                           "kernel-memory-tcp", "l3-cache-schema", "mem-bw-schema"}) {
+    if (!flag(name).empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", name, ": not supported (the guest has no such controller)"));
+    }
+  }
+  auto cpu = [&]() -> oci::CpuResources& { return r.cpu ? *r.cpu : r.cpu.emplace(); };
+  auto memory = [&]() -> oci::MemoryResources& {
+    return r.memory ? *r.memory : r.memory.emplace();
+  };
+  if (!flag("cpu-period").empty()) {
+    ASSIGN_OR_RETURN(int64_t v, ParseInt("cpu-period", flag("cpu-period")));
+    cpu().period = static_cast<uint64_t>(std::max<int64_t>(v, 0));
+  }
+  if (!flag("cpu-quota").empty()) {
+    ASSIGN_OR_RETURN(cpu().quota, ParseInt("cpu-quota", flag("cpu-quota")));
+  }
+  if (!flag("cpu-share").empty()) {
+    ASSIGN_OR_RETURN(int64_t v, ParseInt("cpu-share", flag("cpu-share")));
+    cpu().shares = static_cast<uint64_t>(std::max<int64_t>(v, 0));
+  }
+  if (!flag("cpuset-cpus").empty()) cpu().cpus = flag("cpuset-cpus");
+  if (!flag("cpuset-mems").empty()) cpu().mems = flag("cpuset-mems");
+  if (!flag("memory").empty()) {
+    ASSIGN_OR_RETURN(memory().limit, ParseBytes("memory", flag("memory")));
+  }
+  if (!flag("memory-reservation").empty()) {
+    ASSIGN_OR_RETURN(memory().reservation,
+                     ParseBytes("memory-reservation", flag("memory-reservation")));
+  }
+  if (!flag("memory-swap").empty()) {
+    ASSIGN_OR_RETURN(memory().swap, ParseBytes("memory-swap", flag("memory-swap")));
+  }
+  if (!flag("pids-limit").empty()) {
+    ASSIGN_OR_RETURN(int64_t v, ParseInt("pids-limit", flag("pids-limit")));
+    r.pids = oci::PidsResources{v};
+  }
+  RETURN_IF_ERROR(r.Validate());
+  return r;
+}
+
+// runc's stats event: {"type":"stats","id":...,"data":{"cpu":...,"memory":...,"pids":...}},
+// with cpu times in nanoseconds and "max" as the largest unsigned 64-bit number.
+nlohmann::ordered_json StatsEvent(const std::string& id, const agent_proto::CgroupStats& st) {
+  using J = nlohmann::ordered_json;
+  auto limit = [](int64_t v) -> J {
+    return v < 0 ? J(std::numeric_limits<uint64_t>::max()) : J(v);
+  };
+  J data;
+  data["cpu"] = {{"usage",
+                  {{"total", st.cpu_usage_usec * 1000},
+                   {"kernel", st.cpu_system_usec * 1000},
+                   {"user", st.cpu_user_usec * 1000}}},
+                 {"throttling",
+                  {{"periods", st.cpu_periods},
+                   {"throttledPeriods", st.cpu_throttled_periods},
+                   {"throttledTime", st.cpu_throttled_usec * 1000}}}};
+  data["memory"] = {{"usage",
+                     {{"limit", limit(st.memory_max)},
+                      {"usage", st.memory_current},
+                      {"max", st.memory_peak},
+                      {"failcnt", st.oom}}},
+                    {"swap", {{"limit", limit(st.swap_max)}, {"usage", st.swap_current}}},
+                    {"raw", st.memory_stat}};
+  data["pids"] = {{"current", st.pids_current}, {"limit", st.pids_max < 0 ? 0 : st.pids_max}};
+  data["blkio"] = J::object();
+  data["hugetlb"] = J::object();
+  return {{"type", "stats"}, {"id", id}, {"data", std::move(data)}};
+}
+
+// runc events: with --stats one stats line; otherwise a stats line every interval and an oom
+// line whenever the container's OOM kill count grows, until the container stops.
+int RunEvents(Containers& containers, const OciCommand& c) {
+  absl::Duration interval;
+  if (!absl::ParseDuration(c.interval, &interval) || interval <= absl::ZeroDuration()) {
+    return Fail(absl::StrCat("--interval \"", c.interval, "\": not a duration (5s, 500ms)"));
+  }
+  int64_t ooms = -1;
+  for (;;) {
+    absl::StatusOr<agent_proto::CgroupStats> st = containers.Stats(c.id);
+    if (!st.ok()) {
+      // The stream ends with the container.
+      if (!c.stats && ooms >= 0 && absl::IsFailedPrecondition(st.status())) return 0;
+      return Fail(st.status().message());
+    }
+    if (ooms >= 0 && st->oom_kill > ooms) {
+      std::cout << nlohmann::ordered_json{{"type", "oom"}, {"id", c.id}}.dump() << std::endl;
+    }
+    ooms = st->oom_kill;
+    std::cout << StatsEvent(c.id, *st).dump() << std::endl;
+    if (c.stats) return 0;
+    absl::SleepFor(interval);
+  }
+}
 
 Containers MakeContainers(const GlobalFlags& g) {
   ContainersOptions o{.root = g.root, .load_config = [g] { return Load(g); }};
@@ -235,6 +390,14 @@ int RunOci(const GlobalFlags& g, const std::string& verb, const OciCommand& c) {
     }
     return 0;
   }
+  if (verb == "pause") return done(containers.Pause(c.id));
+  if (verb == "resume") return done(containers.Resume(c.id));
+  if (verb == "update") {
+    absl::StatusOr<oci::Resources> r = UpdateResources(c);
+    if (!r.ok()) return Fail(r.status().message());
+    return done(containers.Update(c.id, *r));
+  }
+  if (verb == "events") return RunEvents(containers, c);
   if (verb == "shim") {
     return RunShim({.id = c.id,
                     .port_socket = c.port,
@@ -385,6 +548,28 @@ int RunCli(int argc, char** argv) {
       ->check(CLI::IsMember({"table", "json"}));
   ps->add_option("id", oc.id)->required();
   ps->allow_extras();  // runc passes ps(1) options after the id; the guest has no ps to take them
+  verb("pause", "freeze a running container (and its VM when it is alone there)")
+      ->add_option("id", oc.id)
+      ->required();
+  verb("resume", "thaw a paused container")->add_option("id", oc.id)->required();
+  CLI::App* update = verb("update", "change a container's resources (its VM grows to fit)");
+  update->add_option("-r,--resources", oc.resources_file,
+                     "OCI LinuxResources JSON from this file, or - for stdin");
+  for (const char* flag : {"cpu-period", "cpu-quota", "cpu-share", "cpuset-cpus", "cpuset-mems",
+                           "memory", "memory-reservation", "memory-swap", "pids-limit"}) {
+    update->add_option(absl::StrCat("--", flag), oc.update_flags[flag])->default_str("");
+  }
+  for (const char* flag : {"blkio-weight", "cpu-rt-period", "cpu-rt-runtime", "kernel-memory",
+                           "kernel-memory-tcp", "l3-cache-schema", "mem-bw-schema"}) {
+    update->add_option(absl::StrCat("--", flag), oc.update_flags[flag])
+        ->description("not supported in the guest")
+        ->default_str("");
+  }
+  update->add_option("id", oc.id)->required();
+  CLI::App* events = verb("events", "the container's stats (and oom events) as JSON lines");
+  events->add_flag("--stats", oc.stats, "print the stats once and exit");
+  events->add_option("--interval", oc.interval, "how often, e.g. 5s or 500ms (default 5s)");
+  events->add_option("id", oc.id)->required();
   CLI::App* shim = verb("shim", "");  // started by create; hidden
   shim->group("");
   shim->add_option("--port", oc.port)->required();

@@ -31,6 +31,7 @@
 #include "runtime/agent_client.h"
 #include "runtime/annotations.h"
 #include "runtime/host_check.h"
+#include "runtime/pod.h"
 #include "runtime/sandbox.h"
 
 extern char** environ;
@@ -64,7 +65,7 @@ bool IsNotRunning(const absl::Status& st) {
 
 // The status as it is now: a created or running container whose shim has gone has stopped.
 std::string LiveStatus(const ContainerRecord& r) {
-  if (r.status == kOciCreated || r.status == kOciRunning) {
+  if (r.status == kOciCreated || r.status == kOciRunning || r.status == kOciPaused) {
     return r.shim && IsAlive(*r.shim) ? r.status : kOciStopped;
   }
   // A create that is not in progress (the lock was free) was interrupted: nothing runs.
@@ -151,17 +152,37 @@ class Session {
     return r;
   }
 
-  // Locks the container's sandbox and loads both records.
-  absl::StatusOr<Opened> Open(const std::string& id, absl::string_view purpose) {
-    // No QMP: the verbs that open a container talk to the agent only.
+  // Locks the sandbox the container runs in and loads both records. A pod member whose
+  // sandbox has gone is not running.
+  absl::StatusOr<Opened> Open(const std::string& id, absl::string_view purpose,
+                              bool connect = false) {
     RETURN_IF_ERROR(ValidateSandboxId(id));
     if (::access(sandboxes_.Dir(id).c_str(), F_OK) != 0) return NotExist(id);
-    // Standalone containers only (issue 8 brings pods): the sandbox has the container's id.
-    absl::StatusOr<std::unique_ptr<Sandbox>> sb = sandboxes_.Open(id, purpose, /*connect=*/false);
-    if (absl::IsNotFound(sb.status())) return NotExist(id);
+    // Which sandbox: read without its lock (records are replaced atomically), then again
+    // under it.
+    ASSIGN_OR_RETURN(ContainerRecord first, Load(id));
+    absl::StatusOr<std::unique_ptr<Sandbox>> sb =
+        sandboxes_.Open(first.sandbox_id, purpose, connect);
+    if (absl::IsNotFound(sb.status())) {
+      return first.sandbox_id == id ? NotExist(id) : NotRunning();
+    }
     if (!sb.ok()) return sb.status();
     ASSIGN_OR_RETURN(ContainerRecord r, Load(id));
     return Opened{*std::move(sb), std::move(r)};
+  }
+
+  // Every container whose record names sandbox `sandbox_id` (read without locks: each is written
+  // under that sandbox's lock, or before its container first takes it).
+  std::vector<ContainerRecord> Members(const std::string& sandbox_id) {
+    std::vector<ContainerRecord> out;
+    absl::StatusOr<std::vector<std::string>> names = sandboxes_.records().List("");
+    if (!names.ok()) return out;
+    for (const std::string& name : *names) {
+      if (name.front() == '.') continue;
+      absl::StatusOr<ContainerRecord> r = Load(name);
+      if (r.ok() && r->sandbox_id == sandbox_id) out.push_back(*std::move(r));
+    }
+    return out;
   }
 
   absl::StatusOr<AgentClient> Agent(Sandbox& sb) {
@@ -177,6 +198,10 @@ class Session {
   // it stopped between the check here and the agent's.
   absl::StatusOr<agent_proto::Message> AskLive(Opened& o, agent_proto::Message request) {
     if (LiveStatus(o.record) == kOciStopped) return NotRunning();
+    if (o.record.vm_paused && request.type != agent_proto::kResume) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("container ", o.record.id, " is paused with its VM: resume it first"));
+    }
     ASSIGN_OR_RETURN(AgentClient agent, Agent(*o.sandbox));
     absl::StatusOr<agent_proto::Message> reply =
         agent.Call(std::move(request), absl::Now() + kAgentTimeout);
@@ -263,6 +288,8 @@ Json ContainerToJson(const ContainerRecord& r) {
                      {"shim", e.shim ? persist::IdentityToJson(*e.shim) : Json(nullptr)}});
   }
   j["execs"] = std::move(execs);
+  j["resources"] = Json::parse(oci::ResourcesToJson(r.resources));
+  j["vm_paused"] = r.vm_paused;
   return j;
 }
 
@@ -280,10 +307,10 @@ absl::StatusOr<ContainerRecord> ContainerFromJson(const Json& j) {
     ASSIGN_OR_RETURN(*out, f.String(field));
   }
   if (r.status != kOciCreating && r.status != kOciCreated && r.status != kOciRunning &&
-      r.status != kOciStopped) {
+      r.status != kOciPaused && r.status != kOciStopped) {
     return absl::InvalidArgumentError(
         absl::StrCat("container record: status \"", r.status,
-                     "\" is not creating, created, running or stopped"));
+                     "\" is not creating, created, running, paused or stopped"));
   }
   ASSIGN_OR_RETURN(r.annotations, f.StringMap("annotations"));
   ASSIGN_OR_RETURN(r.shares, f.Strings("shares"));
@@ -301,6 +328,16 @@ absl::StatusOr<ContainerRecord> ContainerFromJson(const Json& j) {
       ASSIGN_OR_RETURN(x.shim, ef.OptionalIdentity("shim"));
       r.execs.push_back(std::move(x));
     }
+  }
+  // Records written before pods (issue 8) have neither.
+  if (auto res = j.find("resources"); res != j.end()) {
+    absl::StatusOr<oci::Resources> parsed = oci::ParseResources(res->dump());
+    if (!parsed.ok()) return Annotate(parsed.status(), "container record");
+    r.resources = *std::move(parsed);
+  }
+  if (auto paused = j.find("vm_paused"); paused != j.end()) {
+    if (!paused->is_boolean()) return f.Missing("vm_paused", "a boolean");
+    r.vm_paused = paused->get<bool>();
   }
   return r;
 }
@@ -347,6 +384,109 @@ absl::StatusOr<int> ParseSignal(const std::string& text) {
 
 // ---- the lifecycle ----
 
+namespace {
+
+// Grows the sandbox's VM to what its containers need (runtime/pod.h), `id` counted with
+// `resources` instead of what its record says. Checked before anything changes.
+absl::Status Grow(Session& s, Sandbox& sb, const std::string& id, const oci::Resources& resources) {
+  const qemu::RunningVm& vm = *sb.record().vm;
+  std::vector<oci::Resources> all = {resources};
+  for (const ContainerRecord& m : s.Members(sb.record().id)) {
+    if (m.id != id) all.push_back(m.resources);
+  }
+  const VmSize want = PodSize(vm, all);
+  RETURN_IF_ERROR(CheckFits(want, vm, "container " + id));
+  const VmSize have = CurrentSize(vm);
+  if (want.vcpus <= have.vcpus && want.memory_mib <= have.memory_mib) return absl::OkStatus();
+  ASSIGN_OR_RETURN(qemu::Hotplug * hp, sb.hotplug());
+  if (want.vcpus > have.vcpus) {
+    absl::StatusOr<qemu::VcpuResult> added = hp->AddVcpus(want.vcpus - have.vcpus);
+    RETURN_IF_ERROR(sb.Save());
+    RETURN_IF_ERROR(added.status());
+  }
+  if (want.memory_mib > have.memory_mib) {
+    absl::StatusOr<qemu::MemoryResult> added = hp->AddMemory(want.memory_mib - have.memory_mib);
+    RETURN_IF_ERROR(sb.Save());
+    RETURN_IF_ERROR(added.status());
+  }
+  return absl::OkStatus();
+}
+
+// Ends a shim (or an exec's) that still runs: the one whose identity the record holds.
+void EndShim(const std::optional<ProcessIdentity>& shim) {
+  if (!shim) return;
+  absl::StatusOr<Fd> pidfd = OpenVerifiedPidfd(*shim);
+  if (!pidfd.ok()) return;
+  (void)SignalPidfd(pidfd->get(), SIGKILL);
+  (void)WaitPidfdExit(pidfd->get(), shim->pid, absl::Now() + absl::Seconds(5));
+}
+
+// Undoes what a pod member added to its sandbox (its processes in the guest, shims, ports,
+// shares) and removes its record. Each step tolerates having been done already, so a delete
+// killed half way is finished by the next. The VM keeps its size (runtime/pod.h).
+absl::Status RemoveMember(Session& s, const std::string& id, bool force) {
+  absl::StatusOr<ContainerRecord> first = s.Load(id);
+  if (!first.ok()) {
+    // Unreadable: only a forced delete removes it, leaving whatever it had added to its sandbox
+    // (unknown now) to go with the sandbox.
+    if (!force) return first.status();
+  } else {
+    absl::StatusOr<std::unique_ptr<Sandbox>> opened =
+        s.sandboxes().Open(first->sandbox_id, "delete", /*connect=*/true);
+    if (opened.ok()) {
+      Sandbox& sb = **opened;
+      ASSIGN_OR_RETURN(ContainerRecord r, s.Load(id));
+      const std::string status = LiveStatus(r);
+      if (!force && (status == kOciRunning || status == kOciPaused)) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("cannot delete container ", id, " that is not stopped: ", status));
+      }
+      if (sb.record().status == kRunning && sb.record().vm) {
+        if (r.vm_paused) (void)sb.SetRunState(true);
+        absl::StatusOr<AgentClient> agent = s.Agent(sb);
+        if (agent.ok()) {
+          absl::StatusOr<agent_proto::Message> destroyed =
+              agent->Call({.type = agent_proto::kDestroy,
+                           .fields = agent_proto::ToFields(agent_proto::ContainerRef{id})},
+                          absl::Now() + kAgentTimeout);
+          if (!destroyed.ok() &&
+              !absl::StrContains(destroyed.status().message(), "does not exist")) {
+            return Annotate(destroyed.status(), "delete container " + id);
+          }
+        }
+      }
+      EndShim(r.shim);
+      for (const ExecRecord& e : r.execs) EndShim(e.shim);
+      if (absl::StatusOr<qemu::Hotplug*> hp = sb.hotplug(); hp.ok()) {
+        std::vector<std::string> ports = {r.port_device};
+        for (const ExecRecord& e : r.execs) ports.push_back(e.port_device);
+        for (const std::string& port : ports) {
+          if (port.empty() || !sb.record().vm->hotplug.Find(port)) continue;
+          absl::Status st = (*hp)->Remove(port);
+          RETURN_IF_ERROR(sb.Save());
+          RETURN_IF_ERROR(Annotate(st, absl::StrCat("delete container ", id, ": its port")));
+        }
+      }
+      for (auto it = r.shares.rbegin(); it != r.shares.rend(); ++it) {
+        if (::umount2(it->c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
+          return ErrnoError(absl::StrCat("delete container ", id, ": unmount ", *it));
+        }
+        std::error_code ec;
+        std::filesystem::remove(*it, ec);  // the mount point: an empty directory or file
+      }
+    } else if (!absl::IsNotFound(opened.status())) {
+      return opened.status();
+    }
+    // A sandbox that is gone took everything the member had added with it.
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(s.sandboxes().Dir(id), ec);
+  if (ec) return ErrnoError(ec.value(), "remove " + s.sandboxes().Dir(id));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<Child> Containers::Create(const CreateRequest& req) {
   RETURN_IF_ERROR(ValidateSandboxId(req.id));
   const std::string bundle = Absolute(req.bundle);
@@ -366,6 +506,10 @@ absl::StatusOr<Child> Containers::Create(const CreateRequest& req) {
     return absl::InvalidArgumentError(
         absl::StrCat(bundle, "/config.json: root.path: ", rootfs, " is not a directory"));
   }
+  ASSIGN_OR_RETURN(const PodRole role, PodRoleOf(req.id, spec.annotations));
+  if (role.kind != PodRole::kMember) {
+    RETURN_IF_ERROR(MapNamespaces(role, 0, spec.linux.namespaces));
+  }
 
   Session s(options_);
   std::error_code ec;
@@ -378,46 +522,72 @@ absl::StatusOr<Child> Containers::Create(const CreateRequest& req) {
     return ErrnoError(absl::StrCat("mkdir ", dir));
   }
   ContainerRecord r{.id = req.id,
-                    .sandbox_id = req.id,
+                    .sandbox_id = role.sandbox_id,
                     .bundle = bundle,
                     .rootfs = rootfs,
                     .created = Now(),
                     .status = kOciCreating,
-                    .annotations = spec.annotations};
+                    .annotations = spec.annotations,
+                    .resources = spec.linux.resources.value_or(oci::Resources{})};
   auto abandon = [&](absl::Status cause) {
     std::filesystem::remove_all(dir, ec);
     return cause;
   };
+  if (role.kind == PodRole::kMember) {
+    // The sandbox must be a pod's sandbox container that exists.
+    absl::StatusOr<ContainerRecord> sandbox = s.Load(role.sandbox_id);
+    if (!sandbox.ok() || sandbox->sandbox_id != role.sandbox_id ||
+        ::access((s.sandboxes().Dir(role.sandbox_id) + "/sandbox.json").c_str(), F_OK) != 0) {
+      return abandon(
+          absl::NotFoundError(absl::StrCat("container ", req.id, ": its sandbox ", role.sandbox_id,
+                                           sandbox.ok() && sandbox->sandbox_id != role.sandbox_id
+                                               ? " is a container of another sandbox, not a sandbox"
+                                               : " does not exist")));
+    }
+  }
   if (absl::Status st = s.Save(r); !st.ok()) return abandon(st);
   RUNVM_FAILPOINT("container.create.after-record");
 
-  // The sandbox VM, with the configuration the annotations allow.
-  absl::StatusOr<LoadedConfig> loaded = options_.load_config();
-  if (!loaded.ok()) return abandon(loaded.status());
-  if (absl::Status st = ApplyAnnotations(spec.annotations, HostFactsNow(), loaded->config);
-      !st.ok()) {
-    return abandon(st);
+  if (role.kind != PodRole::kMember) {
+    // The sandbox VM, with the configuration the annotations allow.
+    absl::StatusOr<LoadedConfig> loaded = options_.load_config();
+    if (!loaded.ok()) return abandon(loaded.status());
+    if (absl::Status st = ApplyAnnotations(spec.annotations, HostFactsNow(), loaded->config);
+        !st.ok()) {
+      return abandon(st);
+    }
+    for (const std::string& w : loaded->warnings) LogWarning(w);
+    if (std::vector<std::string> problems = CheckConfigFiles(*loaded); !problems.empty()) {
+      return abandon(absl::FailedPreconditionError(problems.front()));
+    }
+    absl::StatusOr<Accelerator> accel = ResolveAccelerator(loaded->config.hypervisor);
+    if (!accel.ok()) return abandon(accel.status());
+    absl::StatusOr<int64_t> host_memory = qemu::HostMemoryMib();
+    if (!host_memory.ok()) return abandon(host_memory.status());
+    // A failed boot removes the sandbox's directory, this record included.
+    RETURN_IF_ERROR(s.sandboxes().Create({.config = loaded->config.hypervisor,
+                                          .sandbox_id = req.id,
+                                          .accelerator = accel->name,
+                                          .host_memory_mib = *host_memory},
+                                         /*wait_guest=*/true));
+    RUNVM_FAILPOINT("container.create.after-boot");
   }
-  for (const std::string& w : loaded->warnings) LogWarning(w);
-  if (std::vector<std::string> problems = CheckConfigFiles(*loaded); !problems.empty()) {
-    return abandon(absl::FailedPreconditionError(problems.front()));
-  }
-  absl::StatusOr<Accelerator> accel = ResolveAccelerator(loaded->config.hypervisor);
-  if (!accel.ok()) return abandon(accel.status());
-  absl::StatusOr<int64_t> host_memory = qemu::HostMemoryMib();
-  if (!host_memory.ok()) return abandon(host_memory.status());
-  // A failed boot removes the sandbox's directory, this record included.
-  RETURN_IF_ERROR(s.sandboxes().Create({.config = loaded->config.hypervisor,
-                                        .sandbox_id = req.id,
-                                        .accelerator = accel->name,
-                                        .host_memory_mib = *host_memory},
-                                       /*wait_guest=*/true));
-  RUNVM_FAILPOINT("container.create.after-boot");
 
-  // From here a failure deletes the sandbox, which ends and removes everything below.
+  // From here a failure deletes what was made: the sandbox, which ends and removes everything
+  // below, or for a pod member what it added to its sandbox.
   absl::StatusOr<Child> shim = [&]() -> absl::StatusOr<Child> {
-    ASSIGN_OR_RETURN(std::unique_ptr<Sandbox> sb, s.sandboxes().Open(req.id, "create"));
+    ASSIGN_OR_RETURN(std::unique_ptr<Sandbox> sb, s.sandboxes().Open(r.sandbox_id, "create"));
+    ASSIGN_OR_RETURN(qemu::Hotplug * hp, sb->hotplug());
     const qemu::RunningVm& vm = *sb->record().vm;
+    if (role.kind == PodRole::kMember) {
+      ASSIGN_OR_RETURN(ContainerRecord sandbox, s.Load(r.sandbox_id));
+      if (LiveStatus(sandbox) == kOciStopped) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "container ", req.id, ": its sandbox container ", r.sandbox_id, " has stopped"));
+      }
+      RETURN_IF_ERROR(MapNamespaces(role, sandbox.guest_pid, spec.linux.namespaces));
+    }
+    RETURN_IF_ERROR(Grow(s, *sb, req.id, r.resources));
     // The rootfs and every bind mount's source, into the shared directory.
     const std::string guest_share = agent_proto::kGuestShareMount;
     r.shares.push_back(vm.shared_dir + "/" + req.id);
@@ -435,7 +605,6 @@ absl::StatusOr<Child> Containers::Create(const CreateRequest& req) {
       m.source = guest_share + "/" + name;
     }
     // Its stdio port, and the container in the guest.
-    ASSIGN_OR_RETURN(qemu::Hotplug * hp, sb->hotplug());
     const std::string port_name = "io-" + req.id;
     absl::StatusOr<qemu::PluggedDevice> port = hp->AddSerialPort(port_name);
     RETURN_IF_ERROR(sb->Save());
@@ -468,8 +637,12 @@ absl::StatusOr<Child> Containers::Create(const CreateRequest& req) {
   }();
   if (!shim.ok()) {
     LogDebug(absl::StrCat("create ", req.id,
-                          " failed, removing its sandbox: ", shim.status().message()));
-    (void)s.sandboxes().Delete(req.id, /*force=*/true);
+                          " failed, removing what it made: ", shim.status().message()));
+    if (role.kind == PodRole::kMember) {
+      (void)RemoveMember(s, req.id, /*force=*/true);
+    } else {
+      (void)s.sandboxes().Delete(req.id, /*force=*/true);
+    }
   }
   return shim;
 }
@@ -539,14 +712,19 @@ std::string RandomHex() {
 absl::StatusOr<Child> Containers::Exec(const ExecRequest& req) {
   RETURN_IF_ERROR(ValidateSandboxId(req.id));
   Session s(options_);
-  if (::access(s.sandboxes().Dir(req.id).c_str(), F_OK) != 0) return NotExist(req.id);
-  absl::StatusOr<std::unique_ptr<Sandbox>> opened = s.sandboxes().Open(req.id, "exec");
-  if (absl::IsNotFound(opened.status())) return NotExist(req.id);
-  if (!opened.ok()) return opened.status();
-  Sandbox& sb = **opened;
-  ASSIGN_OR_RETURN(ContainerRecord r, s.Load(req.id));
-  if (LiveStatus(r) == kOciStopped) {
+  absl::StatusOr<Opened> opened = s.Open(req.id, "exec", /*connect=*/true);
+  if (IsNotRunning(opened.status())) {
     return absl::FailedPreconditionError("cannot exec in a stopped container");
+  }
+  if (!opened.ok()) return opened.status();
+  Sandbox& sb = *opened->sandbox;
+  ContainerRecord& r = opened->record;
+  const std::string status = LiveStatus(r);
+  if (status == kOciStopped) {
+    return absl::FailedPreconditionError("cannot exec in a stopped container");
+  }
+  if (status == kOciPaused) {
+    return absl::FailedPreconditionError("cannot exec in a paused container");
   }
   ASSIGN_OR_RETURN(std::string spec_json, ExecSpec(r.bundle, req));
   ASSIGN_OR_RETURN(qemu::Hotplug * hp, sb.hotplug());
@@ -617,11 +795,18 @@ absl::Status Containers::Start(const std::string& id) {
 absl::Status Containers::Kill(const std::string& id, const std::string& signal, bool all) {
   ASSIGN_OR_RETURN(int sig, ParseSignal(signal));
   Session s(options_);
-  ASSIGN_OR_RETURN(Opened o, s.Open(id, "kill"));
+  // A container paused with its VM is signalled with the VM running for the moment (a frozen
+  // process takes the signal when thawed; SIGKILL ends it at once).
+  absl::StatusOr<ContainerRecord> peek = s.Load(id);
+  const bool vm_paused = peek.ok() && peek->vm_paused;
+  ASSIGN_OR_RETURN(Opened o, s.Open(id, "kill", /*connect=*/vm_paused));
+  if (o.record.vm_paused) RETURN_IF_ERROR(o.sandbox->SetRunState(true));
+  const bool was_paused = std::exchange(o.record.vm_paused, false);
   absl::Status st = s.AskLive(o, {.type = agent_proto::kSignal,
                                   .fields = agent_proto::ToFields(agent_proto::SignalRequest{
                                       .id = id, .signal = sig, .all = all})})
                         .status();
+  if (was_paused) RETURN_IF_ERROR(o.sandbox->SetRunState(false));
   // runc: with --all, a container with nothing left to signal is no error.
   if (all && IsNotRunning(st)) return absl::OkStatus();
   return st;
@@ -644,25 +829,97 @@ absl::Status Containers::Delete(const std::string& id, bool force) {
   if (::access(s.sandboxes().Dir(id).c_str(), F_OK) != 0) {
     return force ? absl::OkStatus() : NotExist(id);
   }
+  absl::StatusOr<ContainerRecord> first = s.Load(id);
+  if (first.ok() && first->sandbox_id != id) return RemoveMember(s, id, force);
   {
     ASSIGN_OR_RETURN(persist::Lock lock, s.sandboxes().LockShared(id, "delete"));
     absl::StatusOr<ContainerRecord> r = s.Load(id);
     if (r.ok() && !force) {
       const std::string status = LiveStatus(*r);
-      if (status == kOciRunning) {
+      if (status == kOciRunning || status == kOciPaused) {
         return absl::FailedPreconditionError(
             absl::StrCat("cannot delete container ", id, " that is not stopped: ", status));
       }
     }
   }
-  // The sandbox goes, and with it the VM, the shim (a marked helper), the shares and the records.
-  // A sandbox that never booted (a create killed before) leaves only the directory.
+  // The sandbox goes, and with it the VM, the shims (marked helpers; a pod's other containers'
+  // too, whose records then say stopped), the shares and the records. A sandbox that never
+  // booted (a create killed before) leaves only the directory.
   absl::Status st = s.sandboxes().Delete(id, /*force=*/true);
   if (!st.ok()) return st;
   std::error_code ec;
   std::filesystem::remove_all(s.sandboxes().Dir(id), ec);
   if (ec) return ErrnoError(ec.value(), "remove " + s.sandboxes().Dir(id));
   return absl::OkStatus();
+}
+
+absl::Status Containers::Pause(const std::string& id) {
+  Session s(options_);
+  ASSIGN_OR_RETURN(Opened o, s.Open(id, "pause", /*connect=*/true));
+  const std::string status = LiveStatus(o.record);
+  if (status == kOciPaused) return absl::FailedPreconditionError("container already paused");
+  if (status != kOciRunning) {
+    return absl::FailedPreconditionError(absl::StrCat("container not running: ", status));
+  }
+  RETURN_IF_ERROR(s.AskLive(o, {.type = agent_proto::kPause,
+                                .fields = agent_proto::ToFields(agent_proto::ContainerRef{id})})
+                      .status());
+  // Alone in its sandbox: the whole VM stops as well, and costs the host nothing meanwhile.
+  o.record.vm_paused = s.Members(o.record.sandbox_id).size() == 1;
+  if (o.record.vm_paused) RETURN_IF_ERROR(o.sandbox->SetRunState(false));
+  o.record.status = kOciPaused;
+  return s.Save(o.record);
+}
+
+absl::Status Containers::Resume(const std::string& id) {
+  Session s(options_);
+  ASSIGN_OR_RETURN(Opened o, s.Open(id, "resume", /*connect=*/true));
+  if (LiveStatus(o.record) != kOciPaused) {
+    return absl::FailedPreconditionError("container not paused");
+  }
+  if (o.record.vm_paused) RETURN_IF_ERROR(o.sandbox->SetRunState(true));
+  o.record.vm_paused = false;
+  o.record.status = kOciRunning;
+  RETURN_IF_ERROR(s.Save(o.record));
+  return s
+      .AskLive(o, {.type = agent_proto::kResume,
+                   .fields = agent_proto::ToFields(agent_proto::ContainerRef{id})})
+      .status();
+}
+
+absl::Status Containers::Update(const std::string& id, const oci::Resources& update) {
+  RETURN_IF_ERROR(update.Validate());
+  Session s(options_);
+  ASSIGN_OR_RETURN(Opened o, s.Open(id, "update", /*connect=*/true));
+  const std::string status = LiveStatus(o.record);
+  if (status == kOciStopped) return NotRunning();
+  if (status == kOciPaused && o.record.vm_paused) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("container ", id, " is paused with its VM: resume it first"));
+  }
+  oci::Resources merged = o.record.resources;
+  merged.Merge(update);
+  RETURN_IF_ERROR(merged.Validate());
+  RETURN_IF_ERROR(Grow(s, *o.sandbox, id, merged));
+  RETURN_IF_ERROR(s.AskLive(o, {.type = agent_proto::kUpdate,
+                                .fields = agent_proto::ToFields(
+                                    agent_proto::UpdateRequest{id, oci::ResourcesToJson(update)})})
+                      .status());
+  o.record.resources = std::move(merged);
+  return s.Save(o.record);
+}
+
+absl::StatusOr<agent_proto::CgroupStats> Containers::Stats(const std::string& id) {
+  Session s(options_);
+  ASSIGN_OR_RETURN(Opened o, s.Open(id, "stats"));
+  if (o.record.vm_paused) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("container ", id, " is paused with its VM: no figures until it resumes"));
+  }
+  ASSIGN_OR_RETURN(agent_proto::Message reply,
+                   s.AskLive(o, {.type = agent_proto::kStats,
+                                 .fields = agent_proto::ToFields(agent_proto::ContainerRef{id})}));
+  return agent_proto::CgroupStatsFrom(reply);
 }
 
 namespace {

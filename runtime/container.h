@@ -6,9 +6,11 @@
 //   RETURN_IF_ERROR(containers.Start("c1"));
 //   ASSIGN_OR_RETURN(OciState s, containers.State("c1"));
 //
-// A container without pod annotations gets its own sandbox VM with the same id (issue 8 adds
-// pods). Its record, <root>/<id>/container.json (format "runvm.container", docs/state.md), lives
-// next to the sandbox's and under the sandbox's lock. What runs where:
+// A container without pod annotations gets its own sandbox VM with the same id; so does a pod's
+// sandbox container, and the pod's other containers join its VM (runtime/pod.h). Each container's
+// record is <root>/<id>/container.json (format "runvm.container", docs/state.md), next to the
+// sandbox's record for the container that owns the VM; every change to it is made under the
+// lock of the sandbox it runs in. What runs where:
 //   host   the shim (`runvm shim`, the container's pid for the engine), holding the engine's stdio
 //   guest  the container's processes, created by the agent from the bundle's config.json on the
 //          rootfs bound into the sandbox's shared directory (read-only when root.readonly)
@@ -29,6 +31,7 @@
 #include "base/process_identity.h"
 #include "nlohmann/json_fwd.hpp"
 #include "proto/agent_protocol.h"
+#include "proto/oci_spec.h"
 #include "runtime/config_loader.h"
 
 namespace runvm {
@@ -41,6 +44,7 @@ inline constexpr char kOciCreating[] = "creating";
 inline constexpr char kOciCreated[] = "created";
 inline constexpr char kOciRunning[] = "running";
 inline constexpr char kOciStopped[] = "stopped";
+inline constexpr char kOciPaused[] = "paused";
 
 // A process exec'd into a running container, until the next exec finds it finished and
 // reclaims its port.
@@ -56,13 +60,17 @@ struct ContainerRecord {
   std::string bundle;   // absolute
   std::string rootfs;   // absolute, on the host
   std::string created;  // RFC 3339, UTC
-  std::string status;   // creating, created, running or stopped (as last recorded)
+  std::string status;   // creating, created, running, paused or stopped (as last recorded)
   std::map<std::string, std::string> annotations;
   std::vector<std::string> shares;  // mount points this container added in the shared dir
   std::string port_device;          // hot-plug id of its stdio port; "" until plugged
   std::optional<ProcessIdentity> shim;
   int64_t guest_pid = 0;
   std::vector<ExecRecord> execs;
+  // linux.resources, with every update merged in: what the pod's size counts (runtime/pod.h).
+  oci::Resources resources;
+  // pause stopped the VM as well (QMP stop): the sandbox holds this container alone.
+  bool vm_paused = false;
 };
 
 nlohmann::json ContainerToJson(const ContainerRecord& record);
@@ -137,6 +145,16 @@ class Containers {
   // The container's processes, with the guest's pids (the container runs in the guest's kernel:
   // host pids do not exist for it). FailedPrecondition "container not running" once stopped.
   absl::StatusOr<std::vector<agent_proto::ProcessEntry>> Processes(const std::string& id);
+  // Freezes the container's cgroup in the guest; when the sandbox holds this container alone,
+  // the VM is stopped as well (QMP stop). `state` says paused. Resume undoes both.
+  absl::Status Pause(const std::string& id);
+  absl::Status Resume(const std::string& id);
+  // Merges `resources` into the container's: the pod's VM grows by vCPU and memory hotplug to
+  // Kata's size (refused beyond default_maxvcpus or maxmem, nothing changed), then the guest
+  // cgroup takes the limits (lowering them takes effect there; the VM keeps its size).
+  absl::Status Update(const std::string& id, const oci::Resources& resources);
+  // The container's cgroup figures, read in the guest.
+  absl::StatusOr<agent_proto::CgroupStats> Stats(const std::string& id);
   // Every container under the root, by id. Reads without locking (records are replaced
   // atomically), so it never waits for another invocation.
   absl::StatusOr<std::vector<OciState>> List();

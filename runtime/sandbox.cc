@@ -30,6 +30,7 @@ using Json = nlohmann::json;
 
 constexpr char kRecordName[] = "sandbox.json";
 constexpr absl::Duration kQmpConnectTimeout = absl::Seconds(5);
+constexpr absl::Duration kQmpTimeout = absl::Seconds(5);
 constexpr absl::Duration kGuestReadyTimeout = absl::Seconds(60);
 
 std::string Now() {
@@ -144,6 +145,14 @@ absl::StatusOr<qemu::Hotplug*> Sandbox::hotplug() {
   if (hotplug_) return &*hotplug_;
   return absl::FailedPreconditionError(
       absl::StrCat("sandbox ", record_.id, " is not running: ", not_running_));
+}
+
+absl::Status Sandbox::SetRunState(bool running) {
+  RETURN_IF_ERROR(hotplug().status());  // connected, and the VM runs
+  return Annotate(
+      qmp_->Execute(running ? "cont" : "stop", nlohmann::json::object(), absl::Now() + kQmpTimeout)
+          .status(),
+      absl::StrCat("sandbox ", record_.id, running ? ": resume the VM" : ": pause the VM"));
 }
 
 absl::Status Sandbox::Reconcile(bool connect) {

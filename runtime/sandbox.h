@@ -87,6 +87,8 @@ class Sandbox {
   // The running VM's hotplug, connected and reconciled. FailedPrecondition when the sandbox is
   // not running (the message says why).
   absl::StatusOr<qemu::Hotplug*> hotplug();
+  // QMP cont (true) or stop (false): the whole VM, vCPUs and devices, paused or resumed.
+  absl::Status SetRunState(bool running);
   absl::Status Save();
 
  private:
