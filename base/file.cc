@@ -73,4 +73,18 @@ absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, in
   return absl::OkStatus();
 }
 
+std::string UnescapeMountPath(absl::string_view field) {
+  std::string out;
+  for (size_t i = 0; i < field.size(); ++i) {
+    if (field[i] == '\\' && i + 3 < field.size()) {
+      out.push_back(static_cast<char>((field[i + 1] - '0') * 64 + (field[i + 2] - '0') * 8 +
+                                      (field[i + 3] - '0')));
+      i += 3;
+    } else {
+      out.push_back(field[i]);
+    }
+  }
+  return out;
+}
+
 }  // namespace runvm

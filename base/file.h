@@ -15,6 +15,9 @@ absl::StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes =
 // fsync of the directory. On failure `path` keeps its previous content.
 absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, int mode = 0644);
 
+// A path field of /proc/<pid>/mountinfo with its octal escapes ("\040" for a space) undone.
+std::string UnescapeMountPath(absl::string_view field);
+
 }  // namespace runvm
 
 #endif  // RUNVM_BASE_FILE_H_

@@ -83,16 +83,7 @@ std::vector<std::string> MountsBelow(const std::string& dir) {
   for (absl::string_view line : absl::StrSplit(*info, '\n', absl::SkipEmpty())) {
     std::vector<absl::string_view> f = absl::StrSplit(line, ' ');
     if (f.size() < 5) continue;
-    std::string point;
-    for (size_t i = 0; i < f[4].size(); ++i) {
-      if (f[4][i] == '\\' && i + 3 < f[4].size()) {
-        point.push_back(static_cast<char>((f[4][i + 1] - '0') * 64 + (f[4][i + 2] - '0') * 8 +
-                                          (f[4][i + 3] - '0')));
-        i += 3;
-      } else {
-        point.push_back(f[4][i]);
-      }
-    }
+    const std::string point = UnescapeMountPath(f[4]);
     if (point == dir || absl::StartsWith(point, dir + "/")) found.push_back(point);
   }
   // Deepest first.
