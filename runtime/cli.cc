@@ -280,6 +280,7 @@ int RunEvents(Containers& containers, const OciCommand& c) {
 
 Containers MakeContainers(const GlobalFlags& g) {
   ContainersOptions o{.root = g.root, .load_config = [g] { return Load(g); }};
+  o.systemd_cgroup = g.systemd_cgroup;
   // The shim runs this binary by its real path, so that it shows as runvm in ps.
   std::error_code ec;
   std::filesystem::path self = std::filesystem::read_symlink("/proc/self/exe", ec);
@@ -287,6 +288,7 @@ Containers MakeContainers(const GlobalFlags& g) {
   if (!g.log.empty()) o.shim_flags = {"--log", g.log, "--log-format", g.log_format};
   if (g.debug) o.shim_flags.push_back("--debug");
   o.shim_flags.insert(o.shim_flags.begin(), {"--root", g.root});
+  if (g.systemd_cgroup) o.shim_flags.push_back("--systemd-cgroup");
   return Containers(std::move(o));
 }
 

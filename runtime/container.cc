@@ -30,6 +30,7 @@
 #include "proto/oci_spec.h"
 #include "runtime/agent_client.h"
 #include "runtime/annotations.h"
+#include "runtime/host_cgroup.h"
 #include "runtime/host_check.h"
 #include "runtime/pod.h"
 #include "runtime/sandbox.h"
@@ -290,6 +291,9 @@ Json ContainerToJson(const ContainerRecord& r) {
   j["execs"] = std::move(execs);
   j["resources"] = Json::parse(oci::ResourcesToJson(r.resources));
   j["vm_paused"] = r.vm_paused;
+  j["cgroup"] = r.cgroup;
+  j["sandbox_cgroup_only"] = r.sandbox_cgroup_only;
+  j["host_cgroups"] = r.host_cgroups;
   return j;
 }
 
@@ -335,9 +339,17 @@ absl::StatusOr<ContainerRecord> ContainerFromJson(const Json& j) {
     if (!parsed.ok()) return Annotate(parsed.status(), "container record");
     r.resources = *std::move(parsed);
   }
-  if (auto paused = j.find("vm_paused"); paused != j.end()) {
-    if (!paused->is_boolean()) return f.Missing("vm_paused", "a boolean");
-    r.vm_paused = paused->get<bool>();
+  for (auto [field, out] : {std::pair<const char*, bool*>{"vm_paused", &r.vm_paused},
+                            {"sandbox_cgroup_only", &r.sandbox_cgroup_only}}) {
+    if (j.contains(field)) {
+      ASSIGN_OR_RETURN(*out, f.Bool(field));
+    }
+  }
+  if (j.contains("cgroup")) {
+    ASSIGN_OR_RETURN(r.cgroup, f.String("cgroup"));
+  }
+  if (j.contains("host_cgroups")) {
+    ASSIGN_OR_RETURN(r.host_cgroups, f.Strings("host_cgroups"));
   }
   return r;
 }
@@ -386,6 +398,61 @@ absl::StatusOr<int> ParseSignal(const std::string& text) {
 
 namespace {
 
+// ---- host cgroups (runtime/host_cgroup.h) ----
+
+std::string ParentOf(const std::string& path) { return path.substr(0, path.rfind('/')); }
+std::string BaseOf(const std::string& path) { return path.substr(path.rfind('/') + 1); }
+
+// Decides where the processes of a container that owns its VM go, records it in `r` (with the
+// cgroups that will have to be made), and returns where QEMU and its helpers go.
+std::string PlaceOwner(const HostCgroups& cg, const std::string& path, bool only,
+                       ContainerRecord& r) {
+  if (path.empty()) return "";
+  std::string vmm;
+  if (only) {
+    r.cgroup = vmm = ParentOf(path) + "/runvm_" + r.id;
+  } else {
+    r.cgroup = ParentOf(path) + "/runvm_" + BaseOf(path);
+    // Under v1 only the vCPU threads join the pod's cgroup (PlaceVcpus); v2 cannot split them.
+    vmm = cg.unified() ? r.cgroup : "/runvm_overhead/" + r.id;
+  }
+  r.sandbox_cgroup_only = only;
+  for (const std::string& c : {vmm, r.cgroup}) {
+    for (std::string& m : cg.Missing(c)) {
+      if (std::find(r.host_cgroups.begin(), r.host_cgroups.end(), m) == r.host_cgroups.end()) {
+        r.host_cgroups.push_back(std::move(m));
+      }
+    }
+  }
+  return vmm;
+}
+
+// Removes the host cgroups a container made (its processes have ended).
+absl::Status RemoveCgroups(const ContainerRecord& r) {
+  if (r.host_cgroups.empty()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(HostCgroups cg, HostCgroups::Detect());
+  return cg.Remove(r.host_cgroups);
+}
+
+// Puts a process into the container's cgroup, if it has one.
+absl::Status JoinCgroup(const std::string& cgroup, pid_t pid) {
+  if (cgroup.empty()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(HostCgroups cg, HostCgroups::Detect());
+  return cg.Join(cgroup, pid);
+}
+
+// sandbox_cgroup_only = false under cgroup v1: the VM's vCPU threads (new ones too, after a
+// vCPU plug) go to the cgroup of the container that owns the VM, the rest of QEMU stays out.
+absl::Status PlaceVcpus(Session& s, Sandbox& sb) {
+  absl::StatusOr<ContainerRecord> owner = s.Load(sb.record().id);
+  if (!owner.ok() || owner->sandbox_cgroup_only || owner->cgroup.empty()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(HostCgroups cg, HostCgroups::Detect());
+  if (cg.unified()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(std::vector<int> threads, sb.VcpuThreads());
+  for (int tid : threads) RETURN_IF_ERROR(cg.JoinThread(owner->cgroup, tid));
+  return absl::OkStatus();
+}
+
 // Grows the sandbox's VM to what its containers need (runtime/pod.h), `id` counted with
 // `resources` instead of what its record says. Checked before anything changes.
 absl::Status Grow(Session& s, Sandbox& sb, const std::string& id, const oci::Resources& resources) {
@@ -403,6 +470,7 @@ absl::Status Grow(Session& s, Sandbox& sb, const std::string& id, const oci::Res
     absl::StatusOr<qemu::VcpuResult> added = hp->AddVcpus(want.vcpus - have.vcpus);
     RETURN_IF_ERROR(sb.Save());
     RETURN_IF_ERROR(added.status());
+    RETURN_IF_ERROR(PlaceVcpus(s, sb));
   }
   if (want.memory_mib > have.memory_mib) {
     absl::StatusOr<qemu::MemoryResult> added = hp->AddMemory(want.memory_mib - have.memory_mib);
@@ -457,6 +525,7 @@ absl::Status RemoveMember(Session& s, const std::string& id, bool force) {
       }
       EndShim(r.shim);
       for (const ExecRecord& e : r.execs) EndShim(e.shim);
+      RETURN_IF_ERROR(Annotate(RemoveCgroups(r), "delete container " + id));
       if (absl::StatusOr<qemu::Hotplug*> hp = sb.hotplug(); hp.ok()) {
         std::vector<std::string> ports = {r.port_device};
         for (const ExecRecord& e : r.execs) ports.push_back(e.port_device);
@@ -507,6 +576,8 @@ absl::StatusOr<Child> Containers::Create(const CreateRequest& req) {
         absl::StrCat(bundle, "/config.json: root.path: ", rootfs, " is not a directory"));
   }
   ASSIGN_OR_RETURN(const PodRole role, PodRoleOf(req.id, spec.annotations));
+  ASSIGN_OR_RETURN(const std::string cgroups_path,
+                   ResolveCgroupsPath(spec.linux.cgroups_path, options_.systemd_cgroup));
   if (role.kind != PodRole::kMember) {
     RETURN_IF_ERROR(MapNamespaces(role, 0, spec.linux.namespaces));
   }
@@ -530,6 +601,7 @@ absl::StatusOr<Child> Containers::Create(const CreateRequest& req) {
                     .annotations = spec.annotations,
                     .resources = spec.linux.resources.value_or(oci::Resources{})};
   auto abandon = [&](absl::Status cause) {
+    (void)RemoveCgroups(r);
     std::filesystem::remove_all(dir, ec);
     return cause;
   };
@@ -544,10 +616,24 @@ absl::StatusOr<Child> Containers::Create(const CreateRequest& req) {
                                                ? " is a container of another sandbox, not a sandbox"
                                                : " does not exist")));
     }
+    // Its shim goes where the sandbox's do, or with sandbox_cgroup_only off into a cgroup of
+    // its own.
+    r.sandbox_cgroup_only = sandbox->sandbox_cgroup_only;
+    if (sandbox->sandbox_cgroup_only || cgroups_path.empty()) {
+      r.cgroup = sandbox->sandbox_cgroup_only ? sandbox->cgroup : "";
+    } else {
+      absl::StatusOr<HostCgroups> cg = HostCgroups::Detect();
+      if (!cg.ok()) return abandon(cg.status());
+      r.cgroup = ParentOf(cgroups_path) + "/runvm_" + BaseOf(cgroups_path);
+      r.host_cgroups = cg->Missing(r.cgroup);
+      if (absl::Status st = s.Save(r); !st.ok()) return abandon(st);
+      if (absl::Status st = cg->Create(r.cgroup); !st.ok()) return abandon(st);
+    }
   }
   if (absl::Status st = s.Save(r); !st.ok()) return abandon(st);
   RUNVM_FAILPOINT("container.create.after-record");
 
+  std::string vmm_cgroup;  // where QEMU and its helpers go, for a container that owns its VM
   if (role.kind != PodRole::kMember) {
     // The sandbox VM, with the configuration the annotations allow.
     absl::StatusOr<LoadedConfig> loaded = options_.load_config();
@@ -560,16 +646,29 @@ absl::StatusOr<Child> Containers::Create(const CreateRequest& req) {
     if (std::vector<std::string> problems = CheckConfigFiles(*loaded); !problems.empty()) {
       return abandon(absl::FailedPreconditionError(problems.front()));
     }
+    if (!cgroups_path.empty()) {
+      absl::StatusOr<HostCgroups> cg = HostCgroups::Detect();
+      if (!cg.ok()) return abandon(cg.status());
+      vmm_cgroup = PlaceOwner(*cg, cgroups_path, loaded->config.runtime.sandbox_cgroup_only, r);
+      if (absl::Status st = s.Save(r); !st.ok()) return abandon(st);
+      for (const std::string& c : {vmm_cgroup, r.cgroup}) {
+        if (absl::Status st = cg->Create(c); !st.ok()) return abandon(st);
+      }
+    }
     absl::StatusOr<Accelerator> accel = ResolveAccelerator(loaded->config.hypervisor);
     if (!accel.ok()) return abandon(accel.status());
     absl::StatusOr<int64_t> host_memory = qemu::HostMemoryMib();
     if (!host_memory.ok()) return abandon(host_memory.status());
     // A failed boot removes the sandbox's directory, this record included.
-    RETURN_IF_ERROR(s.sandboxes().Create({.config = loaded->config.hypervisor,
-                                          .sandbox_id = req.id,
-                                          .accelerator = accel->name,
-                                          .host_memory_mib = *host_memory},
-                                         /*wait_guest=*/true));
+    if (absl::Status st = s.sandboxes().Create({.config = loaded->config.hypervisor,
+                                                .sandbox_id = req.id,
+                                                .accelerator = accel->name,
+                                                .host_memory_mib = *host_memory},
+                                               /*wait_guest=*/true);
+        !st.ok()) {
+      (void)RemoveCgroups(r);
+      return st;
+    }
     RUNVM_FAILPOINT("container.create.after-boot");
   }
 
@@ -586,6 +685,14 @@ absl::StatusOr<Child> Containers::Create(const CreateRequest& req) {
             "container ", req.id, ": its sandbox container ", r.sandbox_id, " has stopped"));
       }
       RETURN_IF_ERROR(MapNamespaces(role, sandbox.guest_pid, spec.linux.namespaces));
+    }
+    if (!vmm_cgroup.empty()) {
+      ASSIGN_OR_RETURN(HostCgroups cg, HostCgroups::Detect());
+      RETURN_IF_ERROR(cg.Join(vmm_cgroup, vm.qemu.pid));
+      for (const auto* helper : {&vm.virtiofsd, &vm.watcher}) {
+        if (*helper && IsAlive(**helper)) RETURN_IF_ERROR(cg.Join(vmm_cgroup, (*helper)->pid));
+      }
+      RETURN_IF_ERROR(PlaceVcpus(s, *sb));
     }
     RETURN_IF_ERROR(Grow(s, *sb, req.id, r.resources));
     // The rootfs and every bind mount's source, into the shared directory.
@@ -626,6 +733,7 @@ absl::StatusOr<Child> Containers::Create(const CreateRequest& req) {
 
     ASSIGN_OR_RETURN(Child child, SpawnShim(options_, req.id, port->source, req.console_socket,
                                             req.detach, vm.run_dir));
+    RETURN_IF_ERROR(JoinCgroup(r.cgroup, child.pid()));
     ASSIGN_OR_RETURN(ProcessIdentity id, ReadProcessIdentity(child.pid()));
     r.shim = id;
     r.status = kOciCreated;
@@ -642,6 +750,7 @@ absl::StatusOr<Child> Containers::Create(const CreateRequest& req) {
       (void)RemoveMember(s, req.id, /*force=*/true);
     } else {
       (void)s.sandboxes().Delete(req.id, /*force=*/true);
+      (void)RemoveCgroups(r);
     }
   }
   return shim;
@@ -763,6 +872,7 @@ absl::StatusOr<Child> Containers::Exec(const ExecRequest& req) {
   RETURN_IF_ERROR(agent_proto::CreatedFrom(reply).status());
   ASSIGN_OR_RETURN(Child child, SpawnShim(options_, name, port->source, req.console_socket,
                                           req.detach, sb.record().vm->run_dir));
+  RETURN_IF_ERROR(JoinCgroup(r.cgroup, child.pid()));
   ASSIGN_OR_RETURN(ProcessIdentity shim, ReadProcessIdentity(child.pid()));
   r.execs.back().shim = shim;
   RETURN_IF_ERROR(s.Save(r));
@@ -844,9 +954,10 @@ absl::Status Containers::Delete(const std::string& id, bool force) {
   }
   // The sandbox goes, and with it the VM, the shims (marked helpers; a pod's other containers'
   // too, whose records then say stopped), the shares and the records. A sandbox that never
-  // booted (a create killed before) leaves only the directory.
+  // booted (a create killed before) leaves only the directory. Then the host cgroups it made.
   absl::Status st = s.sandboxes().Delete(id, /*force=*/true);
   if (!st.ok()) return st;
+  if (first.ok()) RETURN_IF_ERROR(Annotate(RemoveCgroups(*first), "delete container " + id));
   std::error_code ec;
   std::filesystem::remove_all(s.sandboxes().Dir(id), ec);
   if (ec) return ErrnoError(ec.value(), "remove " + s.sandboxes().Dir(id));

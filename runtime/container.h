@@ -71,6 +71,12 @@ struct ContainerRecord {
   oci::Resources resources;
   // pause stopped the VM as well (QMP stop): the sandbox holds this container alone.
   bool vm_paused = false;
+  // Host cgroups (runtime/host_cgroup.h): where its shims go (for the container that owns the
+  // VM, also where the pod's vCPUs or whole VMM go), the mode it was placed in, and the cgroups
+  // it made, removed with it.
+  std::string cgroup;
+  bool sandbox_cgroup_only = false;
+  std::vector<std::string> host_cgroups;
 };
 
 nlohmann::json ContainerToJson(const ContainerRecord& record);
@@ -123,6 +129,7 @@ struct ContainersOptions {
   // How the shim is started: this binary, and the global flags it passes on (--log ...).
   std::string self_exe = "/proc/self/exe";
   std::vector<std::string> shim_flags;
+  bool systemd_cgroup = false;  // cgroupsPath is slice:prefix:name
 };
 
 class Containers {

@@ -155,6 +155,20 @@ absl::Status Sandbox::SetRunState(bool running) {
       absl::StrCat("sandbox ", record_.id, running ? ": resume the VM" : ": pause the VM"));
 }
 
+absl::StatusOr<std::vector<int>> Sandbox::VcpuThreads() {
+  RETURN_IF_ERROR(hotplug().status());
+  ASSIGN_OR_RETURN(nlohmann::json cpus, qmp_->Execute("query-cpus-fast", nlohmann::json::object(),
+                                                      absl::Now() + kQmpTimeout));
+  std::vector<int> out;
+  if (!cpus.is_array()) return out;
+  for (const nlohmann::json& c : cpus) {
+    if (c.is_object() && c.contains("thread-id") && c["thread-id"].is_number_integer()) {
+      out.push_back(c["thread-id"].get<int>());
+    }
+  }
+  return out;
+}
+
 absl::Status Sandbox::Reconcile(bool connect) {
   SandboxRecord& r = record_;
   if (r.intent == kStepBoot) {

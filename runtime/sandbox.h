@@ -89,6 +89,8 @@ class Sandbox {
   absl::StatusOr<qemu::Hotplug*> hotplug();
   // QMP cont (true) or stop (false): the whole VM, vCPUs and devices, paused or resumed.
   absl::Status SetRunState(bool running);
+  // The host thread ids of the VM's vCPUs (QMP query-cpus-fast).
+  absl::StatusOr<std::vector<int>> VcpuThreads();
   absl::Status Save();
 
  private:
