@@ -17,8 +17,8 @@ Bundle MakeBusyboxBundle(const std::string& path) {
   fs::permissions(b.rootfs + "/tmp", fs::perms::all | fs::perms::sticky_bit);
   fs::copy_file("/bin/busybox", b.rootfs + "/bin/busybox");
   for (const char* applet :
-       {"sh", "echo", "id", "cat", "grep", "hostname", "touch", "mkdir", "sleep", "pwd", "env",
-        "ls", "uname", "head", "true", "false", "stty", "tty"}) {
+       {"sh",  "echo", "id",    "cat",  "grep", "hostname", "touch", "mkdir", "sleep", "pwd",
+        "env", "ls",   "uname", "head", "true", "false",    "stty",  "tty",   "nproc", "ps"}) {
     fs::create_symlink("busybox", b.rootfs + "/bin/" + applet);
   }
   b.spec.process.terminal = false;
