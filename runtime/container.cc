@@ -905,18 +905,20 @@ absl::Status Containers::Start(const std::string& id) {
 absl::Status Containers::Kill(const std::string& id, const std::string& signal, bool all) {
   ASSIGN_OR_RETURN(int sig, ParseSignal(signal));
   Session s(options_);
-  // A container paused with its VM is signalled with the VM running for the moment (a frozen
-  // process takes the signal when thawed; SIGKILL ends it at once).
   absl::StatusOr<ContainerRecord> peek = s.Load(id);
   const bool vm_paused = peek.ok() && peek->vm_paused;
   ASSIGN_OR_RETURN(Opened o, s.Open(id, "kill", /*connect=*/vm_paused));
-  if (o.record.vm_paused) RETURN_IF_ERROR(o.sandbox->SetRunState(true));
-  const bool was_paused = std::exchange(o.record.vm_paused, false);
+  if (o.record.vm_paused) {
+    // The VM runs again (the container stays frozen: paused), so that what the signal does
+    // (a SIGKILL ends even a frozen process) reaches the shim.
+    RETURN_IF_ERROR(o.sandbox->SetRunState(true));
+    o.record.vm_paused = false;
+    RETURN_IF_ERROR(s.Save(o.record));
+  }
   absl::Status st = s.AskLive(o, {.type = agent_proto::kSignal,
                                   .fields = agent_proto::ToFields(agent_proto::SignalRequest{
                                       .id = id, .signal = sig, .all = all})})
                         .status();
-  if (was_paused) RETURN_IF_ERROR(o.sandbox->SetRunState(false));
   // runc: with --all, a container with nothing left to signal is no error.
   if (all && IsNotRunning(st)) return absl::OkStatus();
   return st;
