@@ -5,13 +5,16 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <filesystem>
 #include <set>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "base/fd.h"
 #include "base/file.h"
 #include "base/status.h"
@@ -167,12 +170,41 @@ absl::Status HostCgroups::JoinThread(const std::string& path, pid_t tid) const {
   return absl::OkStatus();
 }
 
-absl::Status HostCgroups::Remove(const std::vector<std::string>& made) const {
+namespace {
+
+// Whether `dir` has a cgroup below it (another container's, made after this one's parent).
+bool HasChildCgroup(const std::string& dir) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    if (e.is_directory(ec)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+absl::Status HostCgroups::Remove(const std::vector<std::string>& made,
+                                 absl::Duration patience) const {
   for (auto it = made.rbegin(); it != made.rend(); ++it) {
     for (const std::string& d : dirs_) {
       const std::string dir = d + *it;
-      if (::rmdir(dir.c_str()) != 0 && errno != ENOENT && errno != EBUSY) {
-        return ErrnoError("remove cgroup " + dir);
+      // A process that was just killed may still be listed: its pidfd says it exited before the
+      // kernel unlinks it from its cgroups (at its last context switch), and on a loaded host
+      // that is milliseconds later. Wait a little for that; not for another container's cgroup
+      // below a parent this one made, which keeps the parent.
+      const absl::Time deadline = absl::Now() + patience;
+      while (::rmdir(dir.c_str()) != 0) {
+        if (errno == ENOENT) break;
+        if (errno != EBUSY) return ErrnoError("remove cgroup " + dir);
+        if (HasChildCgroup(dir)) break;
+        if (absl::Now() >= deadline) {
+          absl::StatusOr<std::string> procs = ReadFile(dir + "/cgroup.procs", 1 << 16);
+          return absl::FailedPreconditionError(absl::StrCat(
+              "remove cgroup ", dir, ": still in use by pids [",
+              absl::StrJoin(absl::StrSplit(procs.value_or(""), '\n', absl::SkipEmpty()), " "),
+              "]"));
+        }
+        absl::SleepFor(absl::Milliseconds(10));
       }
     }
   }

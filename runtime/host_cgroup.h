@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 
 namespace runvm {
 
@@ -54,9 +55,11 @@ class HostCgroups {
   absl::Status Join(const std::string& path, pid_t pid) const;
   // Moves one thread (v1 only; Unimplemented under unified).
   absl::Status JoinThread(const std::string& path, pid_t tid) const;
-  // Removes the cgroups Missing named, deepest first; one still in use (EBUSY) stays, as does one
-  // that is gone already. Errors name the directory.
-  absl::Status Remove(const std::vector<std::string>& made) const;
+  // Removes the cgroups Missing named, deepest first. One that is gone already is fine; one that
+  // holds another container's cgroup stays (it is shared now); one whose processes do not leave
+  // within seconds is an error naming the directory and the pids.
+  absl::Status Remove(const std::vector<std::string>& made,
+                      absl::Duration patience = absl::Seconds(5)) const;
 
  private:
   bool unified_ = false;

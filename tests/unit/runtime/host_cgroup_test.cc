@@ -2,11 +2,14 @@
 // cgroupsPath syntax, the three layouts, v1 cpuset's initialisation, and removal.
 #include "runtime/host_cgroup.h"
 
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "base/file.h"
+#include "base/process.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
@@ -18,6 +21,7 @@ namespace {
 using ::runvm::testing::IsOk;
 using ::runvm::testing::StatusIs;
 using ::runvm::testing::TempDir;
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
@@ -110,6 +114,35 @@ TEST_F(FakeHierarchies, CreateInitialisesCpusetsAndRemoveTakesOnlyWhatWasMade) {
   ASSERT_THAT(cg.Remove(made), IsOk());
   EXPECT_NE(::access((dir_.path() + "/memory/kubepods/pod1").c_str(), F_OK), 0);
   EXPECT_EQ(::access((dir_.path() + "/memory/kubepods").c_str(), F_OK), 0) << "not made here";
+}
+
+// The host's own hierarchies (this machine: cgroup v1 with the hybrid cgroup2): a process still
+// inside is named after the wait, and a parent another container's cgroup was made in stays.
+TEST(HostHierarchies, AProcessStillInsideIsNamedAndASharedParentStays) {
+  absl::StatusOr<HostCgroups> cg = HostCgroups::Detect();
+  if (!cg.ok() || ::geteuid() != 0) GTEST_SKIP() << "needs root and a cgroup hierarchy";
+  const std::string top = absl::StrCat("/runvm-unit-", ::getpid());
+  const std::vector<std::string> made = cg->Missing(top + "/a");
+  ASSERT_THAT(made, ElementsAre(top, top + "/a"));
+  ASSERT_THAT(cg->Create(top + "/a"), IsOk());
+  ASSERT_OK_AND_ASSIGN(Child sleeper, Spawn({.argv = {"/bin/sleep", "1000"}}));
+  ASSERT_THAT(cg->Join(top + "/a", sleeper.pid()), IsOk());
+  EXPECT_THAT(cg->Remove(made, absl::ZeroDuration()),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       AllOf(HasSubstr(top + "/a: still in use by pids ["),
+                             HasSubstr(absl::StrCat(sleeper.pid())))));
+  ASSERT_THAT(sleeper.Signal(SIGKILL), IsOk());
+  ASSERT_THAT(sleeper.Wait(absl::InfiniteFuture()).status(), IsOk());
+  ASSERT_THAT(cg->Create(top + "/b"), IsOk());  // another container's, made after
+  EXPECT_THAT(cg->Remove(made), IsOk());
+  for (const std::string& h : cg->hierarchies()) {
+    EXPECT_NE(::access((h + top + "/a").c_str(), F_OK), 0) << h;
+    EXPECT_EQ(::access((h + top + "/b").c_str(), F_OK), 0) << h << ": not made by this one";
+  }
+  EXPECT_THAT(cg->Remove({top, top + "/b"}), IsOk());
+  for (const std::string& h : cg->hierarchies()) {
+    EXPECT_NE(::access((h + top).c_str(), F_OK), 0) << h;
+  }
 }
 
 }  // namespace
