@@ -2,8 +2,9 @@
 # Installs everything, builds and installs runvm, builds the guest, and runs the main job:
 # `runvm check --boot` (can this host run sandboxes), `runvm env` (the effective configuration),
 # a busybox container run in its own VM with `runvm run` (stdio piped, the workload's exit
-# status), the lifecycle an engine drives (create, state, start, kill, delete), and a disk
-# hot-plugged into a sandbox VM and out again.
+# status), the lifecycle an engine drives (create, state, start, kill, delete), a pod (a sandbox
+# container and a container sharing its VM: exec, ps, update by hotplug, pause/resume, events,
+# list), and a disk hot-plugged into a sandbox VM and out again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +25,8 @@ echo "=== a container in a VM: runvm run, as an engine would call runc run"
 work=$(mktemp -d /tmp/runvm-main.XXXXXX)
 cleanup() {
   /usr/local/bin/runvm delete --force main-demo >/dev/null 2>&1 || true
+  /usr/local/bin/runvm delete --force main-pod-app >/dev/null 2>&1 || true
+  /usr/local/bin/runvm delete --force main-pod >/dev/null 2>&1 || true
   /usr/local/bin/runvm sandbox delete --force main-disk >/dev/null 2>&1 || true
   rm -rf "$work"
 }
@@ -31,7 +34,7 @@ trap cleanup EXIT
 # A busybox bundle: runc's default config.json (runvm spec) with our own process.
 mkdir -p "$work/bundle/rootfs/bin" "$work/bundle/rootfs/"{proc,sys,dev,tmp,etc}
 cp /bin/busybox "$work/bundle/rootfs/bin/"
-for applet in sh echo uname cat grep sleep id hostname; do
+for applet in sh echo uname cat grep sleep id hostname nproc; do
   ln -s busybox "$work/bundle/rootfs/bin/$applet"
 done
 (cd "$work/bundle" && /usr/local/bin/runvm spec)
@@ -74,6 +77,48 @@ done
 echo "the container wrote: $(tr '\n' ' ' < "$work/out")"
 /usr/local/bin/runvm delete main-demo
 echo "container main-demo: created, started, signalled, stopped, deleted"
+
+echo "=== a pod: a sandbox container and a container in one VM, as containerd's CRI runs them"
+pod_bundle() {  # pod_bundle DIR TYPE ARGS-JSON
+  mkdir -p "$1"
+  cp -a "$work/bundle/rootfs" "$1/"
+  python3 - "$work/bundle/config.json" "$1/config.json" "$2" "$3" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["process"]["terminal"] = False
+c["process"]["args"] = json.loads(sys.argv[4])
+c["annotations"] = {"io.kubernetes.cri.container-type": sys.argv[3],
+                    "io.kubernetes.cri.sandbox-id": "main-pod"}
+json.dump(c, open(sys.argv[2], "w"), indent=2)
+PY
+}
+qemu_before=$(pgrep -c qemu-system || true)
+pod_bundle "$work/pod" sandbox '["sleep", "100000"]'
+pod_bundle "$work/app" container '["sh", "-c", "while :; do sleep 1; done"]'
+for c in main-pod:pod main-pod-app:app; do
+  /usr/local/bin/runvm create --bundle "$work/${c#*:}" "${c%%:*}" < /dev/null \
+    > "$work/${c#*:}.out" 2>&1 || { cat "$work/${c#*:}.out"; exit 1; }
+  /usr/local/bin/runvm start "${c%%:*}"
+done
+/usr/local/bin/runvm list
+echo "qemu processes started for the pod's two containers: $(($(pgrep -c qemu-system || true) - qemu_before))"
+/usr/local/bin/runvm exec main-pod-app sh -c 'echo "in main-pod-app: nproc $(nproc),\
+ $(grep MemTotal /proc/meminfo | tr -s " ")"'
+echo "ps --format json (guest pids): $(/usr/local/bin/runvm ps --format json main-pod-app)"
+echo '{"cpu": {"quota": 100000, "period": 100000}, "memory": {"limit": 268435456}}' |
+  /usr/local/bin/runvm update --resources - main-pod-app
+/usr/local/bin/runvm exec main-pod-app sh -c 'echo "after update: nproc $(nproc),\
+ $(grep MemTotal /proc/meminfo | tr -s " "), cpu.max $(cat /sys/fs/cgroup/cpu.max)"'
+/usr/local/bin/runvm pause main-pod-app
+/usr/local/bin/runvm state main-pod-app | python3 -c 'import json,sys; print("state:", json.load(sys.stdin)["status"])'
+/usr/local/bin/runvm resume main-pod-app
+/usr/local/bin/runvm events --stats main-pod-app | python3 -c 'import json,sys
+e = json.loads(sys.stdin.readline())
+print("events --stats: memory usage", e["data"]["memory"]["usage"]["usage"], "bytes, pids",
+      e["data"]["pids"]["current"])'
+/usr/local/bin/runvm delete --force main-pod-app
+/usr/local/bin/runvm delete --force main-pod
+echo "pod main-pod: two containers in one VM, exec, ps, update, pause/resume, events, deleted"
 
 echo "=== a sandbox VM's hot-plug: create, plug a disk, state, unplug, delete"
 truncate -s 64M "$work/data.img"
