@@ -40,6 +40,12 @@ std::string EncodeResize(uint16_t rows, uint16_t columns) {
   return Encode(kResize, v);
 }
 
+std::string EncodeSignal(int signal) {
+  std::string v;
+  PutU32(v, static_cast<uint32_t>(signal));
+  return Encode(kSignal, v);
+}
+
 absl::StatusOr<WindowSize> WindowSizeOf(const Frame& frame) {
   if (frame.kind != kResize || frame.data.size() != 4) {
     return absl::InvalidArgumentError("io frame: not a resize frame of 4 bytes");
@@ -55,12 +61,23 @@ absl::StatusOr<int> ExitStatusOf(const Frame& frame) {
   return static_cast<int>(GetU32(frame.data.data()));
 }
 
+absl::StatusOr<int> SignalOf(const Frame& frame) {
+  if (frame.kind != kSignal || frame.data.size() != 4) {
+    return absl::InvalidArgumentError("io frame: not a signal frame of 4 bytes");
+  }
+  const uint32_t v = GetU32(frame.data.data());
+  if (v < 1 || v > 64) {
+    return absl::InvalidArgumentError(absl::StrCat("io frame: signal ", v, " is not 1 to 64"));
+  }
+  return static_cast<int>(v);
+}
+
 absl::StatusOr<std::optional<Frame>> Reader::Next() {
   if (buf_.size() - pos_ < kHeaderBytes) return std::nullopt;
   const char* p = buf_.data() + pos_;
   const uint8_t kind = static_cast<uint8_t>(p[0]);
   const uint32_t n = GetU32(p + 1);
-  if (kind > kResize) {
+  if (kind > kSignal) {
     return absl::InvalidArgumentError(absl::StrCat("io frame: unknown kind ", kind));
   }
   if (n > kMaxData) {

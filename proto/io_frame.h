@@ -10,6 +10,7 @@
 //   kExit        guest -> host   the process ended and its output is all sent: 4 bytes, the exit
 //                                status in shell convention (128 + signal when killed)
 //   kResize      host -> guest   the terminal's new size: 4 bytes, rows (u16) and columns (u16)
+//   kSignal      host -> guest   a signal the shim received, for the process: 4 bytes, its number
 //
 // Only one shim ever talks on a process's port, so unlike the control channel there is nothing
 // to resynchronise: a malformed frame is an error that ends the stream.
@@ -32,6 +33,7 @@ enum Kind : uint8_t {
   kStderr = 3,
   kExit = 4,
   kResize = 5,
+  kSignal = 6,
 };
 
 inline constexpr size_t kHeaderBytes = 5;
@@ -45,6 +47,7 @@ struct Frame {
 std::string Encode(Kind kind, absl::string_view data = {});
 std::string EncodeExit(int status);
 std::string EncodeResize(uint16_t rows, uint16_t columns);
+std::string EncodeSignal(int signal);
 // The exit status of a kExit frame; InvalidArgument unless it holds exactly 4 bytes.
 absl::StatusOr<int> ExitStatusOf(const Frame& frame);
 
@@ -54,6 +57,9 @@ struct WindowSize {
 };
 // The size a kResize frame carries; InvalidArgument unless it holds exactly 4 bytes.
 absl::StatusOr<WindowSize> WindowSizeOf(const Frame& frame);
+// The signal a kSignal frame carries; InvalidArgument unless it holds exactly 4 bytes naming a
+// signal between 1 and 64.
+absl::StatusOr<int> SignalOf(const Frame& frame);
 
 class Reader {
  public:

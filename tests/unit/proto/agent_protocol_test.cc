@@ -245,7 +245,8 @@ using ::runvm::testing::StatusIs;
 
 TEST(IoFrame, EveryKindRoundTripsThroughAByteByByteReader) {
   std::string stream = Encode(kStdout, "out") + Encode(kStderr, std::string("e\0r", 3)) +
-                       Encode(kStdinClosed) + EncodeResize(24, 80) + EncodeExit(137);
+                       Encode(kStdinClosed) + EncodeResize(24, 80) + EncodeExit(137) +
+                       EncodeSignal(15);
   Reader r;
   std::vector<Frame> got;
   for (char c : stream) {
@@ -257,7 +258,7 @@ TEST(IoFrame, EveryKindRoundTripsThroughAByteByByteReader) {
       got.push_back(**f);
     }
   }
-  ASSERT_EQ(got.size(), 5u);
+  ASSERT_EQ(got.size(), 6u);
   EXPECT_EQ(got[0].data, "out");
   EXPECT_EQ(got[1].data, std::string("e\0r", 3));
   EXPECT_EQ(got[2].kind, kStdinClosed);
@@ -268,6 +269,13 @@ TEST(IoFrame, EveryKindRoundTripsThroughAByteByByteReader) {
   ASSERT_OK_AND_ASSIGN(int status, ExitStatusOf(got[4]));
   EXPECT_EQ(status, 137);
   EXPECT_THAT(ExitStatusOf(got[0]), StatusIs(absl::StatusCode::kInvalidArgument));
+  ASSERT_OK_AND_ASSIGN(int signal, SignalOf(got[5]));
+  EXPECT_EQ(signal, 15);
+  EXPECT_THAT(SignalOf(got[4]), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(SignalOf(Frame{.kind = kSignal, .data = std::string("\0\0\0\x41", 4)}),
+              StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("signal 65")));
+  EXPECT_THAT(SignalOf(Frame{.kind = kSignal, .data = std::string(4, '\0')}),
+              StatusIs(absl::StatusCode::kInvalidArgument, ::testing::HasSubstr("signal 0")));
 }
 
 TEST(IoFrame, AnUnknownKindOrAHugeLengthEndsTheStream) {
