@@ -351,6 +351,11 @@ class RunningContainer {
             winsize ws{.ws_row = size->rows, .ws_col = size->columns};
             (void)::ioctl(stdout_r_.get(), TIOCSWINSZ, &ws);
           }
+        } else if ((*f)->kind == io_frame::kSignal) {
+          // A signal the shim received (runc's forwarding): to the process, as `kill` without
+          // --all sends it.
+          absl::StatusOr<int> sig = io_frame::SignalOf(**f);
+          if (sig.ok()) (void)container_.Signal(*sig);
         } else if ((*f)->kind == io_frame::kStdin && stdin_w_.valid()) {
           std::atomic<bool> never(false);
           if (!WriteToPort(stdin_w_.get(), (*f)->data, never)) stdin_w_.reset();

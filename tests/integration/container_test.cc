@@ -313,6 +313,36 @@ TEST_F(AgentContainerTest, StdinIsPipedToTheProcessUntilTheHostClosesIt) {
   EXPECT_EQ(io.status, 0);
 }
 
+TEST_F(AgentContainerTest, ASignalFrameOnThePortReachesTheProcess) {
+  ASSERT_EQ(Create("trap 'echo term; exit 7' TERM; echo ready; while :; do sleep 0.05; done").type,
+            agent_proto::kCreateContainer);
+  Ref(agent_proto::kStartContainer);
+  // The shim forwards what it receives as a frame once the trap is set (sh said ready).
+  io_frame::Reader reader;
+  Io io;
+  bool sent = false;
+  const absl::Time deadline = Soon();
+  while (io.status < 0 && absl::Now() < deadline) {
+    char buf[4096];
+    ssize_t n = ::read(shim_.get(), buf, sizeof buf);
+    if (n <= 0) break;
+    reader.Feed({buf, static_cast<size_t>(n)});
+    for (;;) {
+      absl::StatusOr<std::optional<io_frame::Frame>> f = reader.Next();
+      ASSERT_TRUE(f.ok()) << f.status();
+      if (!f->has_value()) break;
+      if ((*f)->kind == io_frame::kStdout) io.out += (*f)->data;
+      if ((*f)->kind == io_frame::kExit) io.status = *io_frame::ExitStatusOf(**f);
+    }
+    if (!sent && io.out == "ready\n") {
+      Send(io_frame::EncodeSignal(SIGTERM));
+      sent = true;
+    }
+  }
+  EXPECT_EQ(io.out, "ready\nterm\n");
+  EXPECT_EQ(io.status, 7);
+}
+
 TEST_F(AgentContainerTest, SignalsReachTheProcessAndAKilledOneReports128PlusSignal) {
   ASSERT_EQ(Create("trap 'echo usr1' USR1; while :; do sleep 0.05; done").type,
             agent_proto::kCreateContainer);
