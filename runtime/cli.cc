@@ -308,6 +308,9 @@ int RunOci(const GlobalFlags& g, const std::string& verb, const OciCommand& c) {
       shim->Release();
       return 0;
     }
+    // From here on the shim passes on what it is sent; run does from its wait on (they queue).
+    const sigset_t forwarded = ForwardedSignals();
+    if (foreground) ::sigprocmask(SIG_BLOCK, &forwarded, nullptr);
     if (absl::Status st = containers.Start(c.id); !st.ok()) {
       (void)containers.Delete(c.id, /*force=*/true);
       return Fail(st.message());
@@ -316,8 +319,9 @@ int RunOci(const GlobalFlags& g, const std::string& verb, const OciCommand& c) {
       shim->Release();
       return 0;
     }
-    // runc run: wait for the workload, remove the container, exit with the workload's status.
-    absl::StatusOr<ExitStatus> exit = shim->Wait(absl::InfiniteFuture());
+    // runc run: wait for the workload (passing on signals), remove the container, exit with
+    // the workload's status.
+    absl::StatusOr<ExitStatus> exit = WaitPassingSignals(*shim);
     absl::Status removed = containers.Delete(c.id, /*force=*/true);
     if (!exit.ok()) return Fail(exit.status().message());
     if (!removed.ok()) LogError(removed.message());
@@ -342,7 +346,7 @@ int RunOci(const GlobalFlags& g, const std::string& verb, const OciCommand& c) {
       shim->Release();
       return 0;
     }
-    absl::StatusOr<ExitStatus> exit = shim->Wait(absl::InfiniteFuture());
+    absl::StatusOr<ExitStatus> exit = WaitPassingSignals(*shim);
     if (!exit.ok()) return Fail(exit.status().message());
     return exit->ShellCode() & 0xff;
   }

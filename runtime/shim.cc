@@ -73,17 +73,50 @@ absl::StatusOr<Fd> OpenConsole(const std::string& console_socket) {
 
 }  // namespace
 
+sigset_t ForwardedSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGTERM, SIGCONT, SIGVTALRM,
+                  SIGPROF, SIGPWR}) {
+    sigaddset(&set, sig);
+  }
+  return set;
+}
+
+absl::StatusOr<ExitStatus> WaitPassingSignals(Child& shim) {
+  sigset_t set = ForwardedSignals();
+  ::sigprocmask(SIG_BLOCK, &set, nullptr);
+  Fd signals(::signalfd(-1, &set, SFD_CLOEXEC));
+  if (!signals.valid()) return ErrnoError("signalfd");
+  pollfd p[2] = {{signals.get(), POLLIN, 0}, {shim.pidfd(), POLLIN, 0}};
+  for (;;) {
+    if (::poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("poll");
+    }
+    if (p[1].revents != 0) break;
+    signalfd_siginfo info;
+    if (::read(signals.get(), &info, sizeof info) != sizeof info) continue;
+    // The kernel's (a terminal's ^C, ^\) reached the shim too: it is in our process group.
+    if (info.ssi_code == SI_KERNEL) continue;
+    (void)shim.Signal(static_cast<int>(info.ssi_signo));
+  }
+  return shim.Wait(absl::InfiniteFuture());
+}
+
 int RunShim(const ShimOptions& o) {
   ::signal(SIGPIPE, SIG_IGN);
+  // Signals arrive on a signalfd: SIGWINCH with a terminal (a resize), and those passed on to
+  // the process. They are taken before the shim says it is ready, so none can end it.
+  sigset_t set = ForwardedSignals();
+  if (!o.console_socket.empty()) sigaddset(&set, SIGWINCH);
+  ::sigprocmask(SIG_BLOCK, &set, nullptr);
+  Fd signals(::signalfd(-1, &set, SFD_CLOEXEC));
   absl::StatusOr<Fd> port = ConnectUnix(o.port_socket);
-  // With a terminal, SIGWINCH arrives on a signalfd and the slave stands in for fds 0-2.
-  Fd console, winch;
+  if (port.ok() && !signals.valid()) port = ErrnoError("signalfd");
+  // With a terminal, the slave stands in for fds 0-2.
+  Fd console;
   if (port.ok() && !o.console_socket.empty()) {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGWINCH);
-    ::sigprocmask(SIG_BLOCK, &set, nullptr);
-    winch = Fd(::signalfd(-1, &set, SFD_CLOEXEC));
     absl::StatusOr<Fd> slave = OpenConsole(o.console_socket);
     if (!slave.ok()) port = slave.status();
     if (slave.ok()) console = *std::move(slave);
@@ -99,7 +132,7 @@ int RunShim(const ShimOptions& o) {
 
   // The input is relayed until it ends; what the process writes goes to the output fds. An fd
   // the engine did not hand over reads as ended (POLLNVAL) and its output is dropped.
-  pollfd p[3] = {{winch.get(), POLLIN, 0}, {in_fd, POLLIN, 0}, {port->get(), POLLIN, 0}};
+  pollfd p[3] = {{signals.get(), POLLIN, 0}, {in_fd, POLLIN, 0}, {port->get(), POLLIN, 0}};
   io_frame::Reader reader;
   bool stdout_ok = true, stderr_ok = true;
   char buf[16384];
@@ -110,12 +143,14 @@ int RunShim(const ShimOptions& o) {
       LogError(absl::StrCat("shim of ", o.id, ": poll: ", strerror(errno)));
       return kLostStatus;
     }
-    // A resize first, so that it reaches the guest before input typed at the new size.
-    if (p[0].fd >= 0 && (p[0].revents & POLLIN)) {
-      signalfd_siginfo info;
-      (void)!::read(winch.get(), &info, sizeof info);
+    // A resize first, so that it reaches the guest before input typed at the new size; any
+    // other signal is the process's.
+    signalfd_siginfo info;
+    if ((p[0].revents & POLLIN) && ::read(signals.get(), &info, sizeof info) == sizeof info) {
       winsize ws{};
-      if (::ioctl(console.get(), TIOCGWINSZ, &ws) == 0) {
+      if (info.ssi_signo != SIGWINCH) {
+        (void)WriteAll(port->get(), io_frame::EncodeSignal(static_cast<int>(info.ssi_signo)));
+      } else if (::ioctl(console.get(), TIOCGWINSZ, &ws) == 0) {
         (void)WriteAll(port->get(), io_frame::EncodeResize(ws.ws_row, ws.ws_col));
       }
     }

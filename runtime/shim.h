@@ -9,6 +9,9 @@
 //     the master (SIGWINCH here) travels as a resize frame;
 //   - it exits with the workload's exit status (128 + signal when the workload was killed), so an
 //     engine that reaps its children as a subreaper sees an ordinary child exit;
+//   - it passes on the signals it receives (ForwardedSignals) to the process, as runc's
+//     foreground process does, so that an engine signalling the pid it was given (containerd's
+//     kill of an exec) reaches the workload; the runtime itself ends a shim with SIGKILL;
 //   - it carries the sandbox's helper marker, so stopping the sandbox ends it too.
 //
 // Readiness: the shim writes "ok" to the fd named by --ready-fd once it is connected to the port,
@@ -16,7 +19,12 @@
 #ifndef RUNVM_RUNTIME_SHIM_H_
 #define RUNVM_RUNTIME_SHIM_H_
 
+#include <signal.h>
+
 #include <string>
+
+#include "absl/status/statusor.h"
+#include "base/process.h"
 
 namespace runvm {
 
@@ -29,6 +37,16 @@ struct ShimOptions {
 
 // Runs the shim; returns its exit status.
 int RunShim(const ShimOptions& options);
+
+// The signals a shim passes on: those a process is sent to end, interrupt, reload or wake it.
+// Not the uncatchable ones, SIGCHLD, SIGPIPE (its own writes), SIGWINCH (a resize, with a
+// terminal), job control (the shim stops as any host process would) or the faults.
+sigset_t ForwardedSignals();
+
+// `run` and `exec` in the foreground: waits for the shim, passing on each forwarded signal sent
+// to this process. One the kernel sent (a terminal's ^C) is not passed on, as the shim, in the
+// same process group, has it already. The signals stay blocked: the caller is finishing.
+absl::StatusOr<ExitStatus> WaitPassingSignals(Child& shim);
 
 }  // namespace runvm
 

@@ -263,6 +263,46 @@ TEST_F(OciTest, ExecRunsFurtherProcessesWithTheirOwnShimsAndGivesTheirPortsBack)
   EXPECT_THAT(Runvm({"exec", id, "true"}).err, HasSubstr("cannot exec in a stopped container"));
 }
 
+TEST_F(OciTest, SignalsSentToTheShimOrToRunInTheForegroundReachTheWorkload) {
+  constexpr char kTrap[] = "trap 'echo term; exit 7' TERM; echo ready; while :; do sleep 0.1; done";
+  // containerd kills an exec by the pid it was given (--pid-file): the shim's.
+  bundle_.spec.process.args = {"sleep", "1000"};
+  bundle_.Save();
+  const std::string id = NewId();
+  EngineIo init = Create({"run", "-d", "--bundle", bundle_.path, id});
+  ASSERT_EQ(init.create.code, 0) << ReadFile(log_).value_or("");
+  const std::string pid_file = dir_.path() + "/exec.pid";
+  EngineIo exec = Create({"exec", "--detach", "--pid-file", pid_file, id, "sh", "-c", kTrap});
+  ASSERT_EQ(exec.create.code, 0) << ReadFile(log_).value_or("");
+  ASSERT_OK_AND_ASSIGN(std::string pid_text, ReadFile(pid_file));
+  int pid = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(pid_text, &pid)) << pid_text;
+  EXPECT_EQ(ReadUntil(exec.stdout_r.get(), "ready\n"), "ready\n");
+  ASSERT_EQ(::kill(pid, SIGTERM), 0);
+  ASSERT_OK_AND_ASSIGN(int status, WaitForExit(pid, absl::Seconds(60)));
+  EXPECT_EQ(status, 7) << "the trap ran in the guest";
+  EXPECT_EQ(ReadAll(exec.stdout_r.get()), "term\n");
+  EXPECT_EQ(State(id)["status"], "running");
+
+  // runc run in the foreground passes on what it is sent, then removes the container.
+  bundle_.spec.process.args = {"sh", "-c", kTrap};
+  bundle_.Save();
+  const std::string fg = NewId();
+  absl::StatusOr<Pipe> out = MakePipe();
+  ASSERT_THAT(out, IsOk());
+  SpawnOptions o{.argv = Argv({"run", "--bundle", bundle_.path, fg}),
+                 .env = std::vector<std::string>{"RUNVM_CONFIG=" + config_}};
+  o.fds = {{1, out->write.get()}, {2, out->write.get()}};
+  ASSERT_OK_AND_ASSIGN(Child run, Spawn(o));
+  out->write.reset();
+  EXPECT_EQ(ReadUntil(out->read.get(), "ready\n"), "ready\n");
+  ASSERT_THAT(run.Signal(SIGTERM), IsOk());
+  ASSERT_OK_AND_ASSIGN(ExitStatus ran, run.Wait(absl::Now() + absl::Seconds(60)));
+  EXPECT_EQ(ran.ShellCode(), 7);
+  EXPECT_EQ(ReadAll(out->read.get()), "term\n");
+  EXPECT_THAT(Runvm({"state", fg}).err, HasSubstr("does not exist"));
+}
+
 TEST_F(OciTest, BadInputGetsRuncsErrorsAndChangesNothing) {
   const std::string id = NewId();
   for (const std::vector<std::string>& call :
