@@ -291,6 +291,7 @@ TEST_F(PodTest, BadInputIsRefusedClearlyAndChangesNothing) {
   // Beyond default_maxvcpus (this machine's CPUs) or maxmem: refused, nothing changed.
   const Json before = Json::parse(*ReadFile(root_ + "/" + c1 + "/container.json"));
   const std::string devices = Runvm({"sandbox", "state", sb}).out;
+  ASSERT_THAT(devices, HasSubstr("\"run_dir\"")) << "the pod's VM record";
   CommandResult cpus = Runvm({"update", "--cpu-quota", "6400000", "--cpu-period", "100000", c1});
   EXPECT_EQ(cpus.code, 1);
   EXPECT_THAT(cpus.err, HasSubstr("vCPUs (default_vcpus 1 plus its containers' CPU limits); "
