@@ -11,6 +11,7 @@
 #include "agent/agent.h"
 #include "proto/io_frame.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -245,13 +246,20 @@ class AgentContainerTest : public ContainerTest {
     int status = -1;
   };
   Io ReadUntilExit() { return ReadUntilExit(shim_.get()); }
+  // Reads what the port has before `deadline`: 0 at its end, -1 when the deadline passed.
+  static ssize_t ReadBefore(int port, char* buf, size_t size, absl::Time deadline) {
+    pollfd p{port, POLLIN, 0};
+    const int ms = static_cast<int>(absl::ToInt64Milliseconds(deadline - absl::Now()));
+    if (ms <= 0 || ::poll(&p, 1, ms) <= 0) return -1;
+    return ::read(port, buf, size);
+  }
   Io ReadUntilExit(int port) {
     Io io;
     io_frame::Reader reader;
     const absl::Time deadline = Soon();
-    while (absl::Now() < deadline) {
+    for (;;) {
       char buf[4096];
-      ssize_t n = ::read(port, buf, sizeof buf);
+      ssize_t n = ReadBefore(port, buf, sizeof buf, deadline);
       if (n <= 0) break;
       reader.Feed({buf, static_cast<size_t>(n)});
       for (;;) {
@@ -322,9 +330,9 @@ TEST_F(AgentContainerTest, ASignalFrameOnThePortReachesTheProcess) {
   Io io;
   bool sent = false;
   const absl::Time deadline = Soon();
-  while (io.status < 0 && absl::Now() < deadline) {
+  while (io.status < 0) {
     char buf[4096];
-    ssize_t n = ::read(shim_.get(), buf, sizeof buf);
+    ssize_t n = ReadBefore(shim_.get(), buf, sizeof buf, deadline);
     if (n <= 0) break;
     reader.Feed({buf, static_cast<size_t>(n)});
     for (;;) {
