@@ -92,7 +92,6 @@ c["annotations"] = {"io.kubernetes.cri.container-type": sys.argv[3],
 json.dump(c, open(sys.argv[2], "w"), indent=2)
 PY
 }
-qemu_before=$(pgrep -c qemu-system || true)
 pod_bundle "$work/pod" sandbox '["sleep", "100000"]'
 pod_bundle "$work/app" container '["sh", "-c", "while :; do sleep 1; done"]'
 for c in main-pod:pod main-pod-app:app; do
@@ -101,7 +100,9 @@ for c in main-pod:pod main-pod-app:app; do
   /usr/local/bin/runvm start "${c%%:*}"
 done
 /usr/local/bin/runvm list
-echo "qemu processes started for the pod's two containers: $(($(pgrep -c qemu-system || true) - qemu_before))"
+# QEMU is named after its sandbox (-name sandbox-ID); a zombie has no command line to match.
+echo "qemu processes for the pod's two containers:" \
+  "$(pgrep -c -f 'qemu-system.* -name sandbox-main-pod(-app)? ' || true)"
 /usr/local/bin/runvm exec main-pod-app sh -c 'echo "in main-pod-app: nproc $(nproc),\
  $(grep MemTotal /proc/meminfo | tr -s " ")"'
 echo "ps --format json (guest pids): $(/usr/local/bin/runvm ps --format json main-pod-app)"
