@@ -62,8 +62,9 @@ struct PathStep {  // a device node, a masked or a read-only path
 
 // Everything the child needs, made by the parent. The child is cloned with a raw clone3, which
 // skips glibc's fork handlers: another thread of the agent (a relay) may hold the allocator's
-// lock at that instant, so the child must not allocate. It uses these strings' c_str()s and
-// the prepared pointer arrays only.
+// lock at that instant, so the child must not allocate, nor call glibc's set*id wrappers (they
+// wait for the agent's other threads, which the child does not have). It uses these strings'
+// c_str()s and the prepared pointer arrays only.
 struct Plan {
   std::string rootfs;
   int clone_flags = 0;
@@ -612,9 +613,13 @@ bool OpenTerminalInside(int console_fd) {
     }
     if (::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0) Die(status_fd, "PR_SET_KEEPCAPS");
   }
-  if (::setgroups(p.groups.size(), p.groups.data()) != 0) Die(status_fd, "setgroups");
-  if (::setresgid(p.gid, p.gid, p.gid) != 0) Die(status_fd, "setresgid");
-  if (::setresuid(p.uid, p.uid, p.uid) != 0) Die(status_fd, "setresuid");
+  // Raw system calls: glibc's wrappers would apply the change to every thread the agent had when
+  // it cloned (nptl's setxid), waiting forever on threads that do not exist in this process.
+  if (::syscall(SYS_setgroups, p.groups.size(), p.groups.data()) != 0) {
+    Die(status_fd, "setgroups");
+  }
+  if (::syscall(SYS_setresgid, p.gid, p.gid, p.gid) != 0) Die(status_fd, "setresgid");
+  if (::syscall(SYS_setresuid, p.uid, p.uid, p.uid) != 0) Die(status_fd, "setresuid");
   if (p.caps) {
     if (cap_set_proc(p.caps) != 0) Die(status_fd, "set capabilities");
     for (int cap : p.ambient) {
@@ -729,10 +734,15 @@ absl::StatusOr<Container> Container::Launch(const Plan& plan_ref, const Containe
     if (report == "R") break;
   }
   if (report != "R") {
-    (void)init.Wait(absl::Now() + absl::Seconds(5));
-    return absl::FailedPreconditionError(
-        absl::StrCat("container ", config.id, ": ",
-                     report.empty() ? "its init died while being set up" : report));
+    absl::StatusOr<ExitStatus> end = init.Wait(absl::Now() + absl::Seconds(5));
+    if (report.empty()) {
+      report = "its init died while being set up";
+      if (end.ok()) {
+        absl::StrAppend(&report, end->exited ? " (exit status " : " (killed by signal ",
+                        end->exited ? end->code : end->signal, ")");
+      }
+    }
+    return absl::FailedPreconditionError(absl::StrCat("container ", config.id, ": ", report));
   }
   // The child sent its terminal's master before it reported ready.
   Fd master;

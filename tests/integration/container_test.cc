@@ -15,9 +15,11 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -446,6 +448,35 @@ TEST_F(AgentContainerTest, AnExecRunsInTheContainersNamespacesWithItsOwnProcessS
            .fields = agent_proto::ToFields(agent_proto::CreateContainer{
                .id = "c1/e2", .spec_json = oci::SpecToJson(exec_spec), .stdio_port = "io-c1-e1"})});
   EXPECT_THAT(m.fields.value("message", ""), HasSubstr("container c1 does not exist"));
+}
+
+// The agent clones a process while its other threads come and go. glibc's set*id wrappers in the
+// clone wait for the threads glibc knew of at that instant; one still being created never
+// answers, and the exec hung until its container ended.
+TEST_F(AgentContainerTest, ExecsAsAnotherUserWhileTheAgentStartsThreads) {
+  ASSERT_EQ(Create("cat").type, agent_proto::kCreateContainer);  // runs until its stdin closes
+  EXPECT_EQ(Ref(agent_proto::kStartContainer).type, agent_proto::kStartContainer);
+  std::atomic<bool> stop{false};
+  std::thread churn([&] {
+    while (!stop) std::thread([] {}).join();
+  });
+  oci::Spec exec_spec = spec_;
+  exec_spec.process.args = {"id", "-u"};
+  exec_spec.process.user.uid = 1000;
+  for (int i = 0; i < 20; ++i) {
+    agent_proto::Message m = Ask({.type = agent_proto::kExecProcess,
+                                  .id = static_cast<uint64_t>(20 + i),
+                                  .fields = agent_proto::ToFields(agent_proto::CreateContainer{
+                                      .id = absl::StrCat("c1/e", i),
+                                      .spec_json = oci::SpecToJson(exec_spec),
+                                      .stdio_port = "io-c1-e1"})});
+    ASSERT_EQ(m.type, agent_proto::kExecProcess) << m.fields.dump();
+    Io io = ReadUntilExit(exec_shim_.get());
+    EXPECT_EQ(io.out, "1000\n") << io.err;
+    EXPECT_EQ(io.status, 0);
+  }
+  stop = true;
+  churn.join();
 }
 
 TEST_F(AgentContainerTest, BadRequestsAreErrorsNamingTheCause) {
