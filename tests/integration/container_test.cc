@@ -255,7 +255,8 @@ class AgentContainerTest : public ContainerTest {
     if (ms <= 0 || ::poll(&p, 1, ms) <= 0) return -1;
     return ::read(port, buf, size);
   }
-  Io ReadUntilExit(int port) {
+  // `each_read`, if given, sees what came so far after every read (to answer it on the port).
+  Io ReadUntilExit(int port, const std::function<void(const Io&)>& each_read = nullptr) {
     Io io;
     io_frame::Reader reader;
     const absl::Time deadline = Soon();
@@ -274,6 +275,7 @@ class AgentContainerTest : public ContainerTest {
           return io;
         }
       }
+      if (each_read) each_read(io);
     }
     return io;
   }
@@ -328,27 +330,13 @@ TEST_F(AgentContainerTest, ASignalFrameOnThePortReachesTheProcess) {
             agent_proto::kCreateContainer);
   Ref(agent_proto::kStartContainer);
   // The shim forwards what it receives as a frame once the trap is set (sh said ready).
-  io_frame::Reader reader;
-  Io io;
   bool sent = false;
-  const absl::Time deadline = Soon();
-  while (io.status < 0) {
-    char buf[4096];
-    ssize_t n = ReadBefore(shim_.get(), buf, sizeof buf, deadline);
-    if (n <= 0) break;
-    reader.Feed({buf, static_cast<size_t>(n)});
-    for (;;) {
-      absl::StatusOr<std::optional<io_frame::Frame>> f = reader.Next();
-      ASSERT_TRUE(f.ok()) << f.status();
-      if (!f->has_value()) break;
-      if ((*f)->kind == io_frame::kStdout) io.out += (*f)->data;
-      if ((*f)->kind == io_frame::kExit) io.status = *io_frame::ExitStatusOf(**f);
-    }
-    if (!sent && io.out == "ready\n") {
+  Io io = ReadUntilExit(shim_.get(), [&](const Io& so_far) {
+    if (!sent && so_far.out == "ready\n") {
       Send(io_frame::EncodeSignal(SIGTERM));
       sent = true;
     }
-  }
+  });
   EXPECT_EQ(io.out, "ready\nterm\n");
   EXPECT_EQ(io.status, 7);
 }
