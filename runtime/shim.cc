@@ -71,6 +71,12 @@ absl::StatusOr<Fd> OpenConsole(const std::string& console_socket) {
   return slave;
 }
 
+// Blocks `set` and returns a signalfd that reads it (invalid if that failed).
+Fd TakeSignals(const sigset_t& set) {
+  ::sigprocmask(SIG_BLOCK, &set, nullptr);
+  return Fd(::signalfd(-1, &set, SFD_CLOEXEC));
+}
+
 }  // namespace
 
 sigset_t ForwardedSignals() {
@@ -84,9 +90,7 @@ sigset_t ForwardedSignals() {
 }
 
 absl::StatusOr<ExitStatus> WaitPassingSignals(Child& shim) {
-  sigset_t set = ForwardedSignals();
-  ::sigprocmask(SIG_BLOCK, &set, nullptr);
-  Fd signals(::signalfd(-1, &set, SFD_CLOEXEC));
+  Fd signals = TakeSignals(ForwardedSignals());
   if (!signals.valid()) return ErrnoError("signalfd");
   pollfd p[2] = {{signals.get(), POLLIN, 0}, {shim.pidfd(), POLLIN, 0}};
   for (;;) {
@@ -110,8 +114,7 @@ int RunShim(const ShimOptions& o) {
   // the process. They are taken before the shim says it is ready, so none can end it.
   sigset_t set = ForwardedSignals();
   if (!o.console_socket.empty()) sigaddset(&set, SIGWINCH);
-  ::sigprocmask(SIG_BLOCK, &set, nullptr);
-  Fd signals(::signalfd(-1, &set, SFD_CLOEXEC));
+  Fd signals = TakeSignals(set);
   absl::StatusOr<Fd> port = ConnectUnix(o.port_socket);
   if (port.ok() && !signals.valid()) port = ErrnoError("signalfd");
   // With a terminal, the slave stands in for fds 0-2.
