@@ -115,10 +115,14 @@ absl::StatusOr<SandboxRecord> SandboxFromJson(const Json& j) {
 }
 
 absl::Status ValidateSandboxId(absl::string_view id) {
-  bool ok = !id.empty() && id.size() <= 1024 && id.front() != '.' &&
-            std::all_of(id.begin(), id.end(), [](char c) {
-              return absl::ascii_isalnum(c) || c == '_' || c == '+' || c == '-' || c == '.';
-            });
+  if (id.size() > kMaxIdLength) {
+    return absl::InvalidArgumentError(absl::StrCat("invalid container id \"", id.substr(0, 16),
+                                                   "...\": ", id.size(), " characters, at most ",
+                                                   kMaxIdLength));
+  }
+  bool ok = !id.empty() && id.front() != '.' && std::all_of(id.begin(), id.end(), [](char c) {
+    return absl::ascii_isalnum(c) || c == '_' || c == '+' || c == '-' || c == '.';
+  });
   if (ok) return absl::OkStatus();
   return absl::InvalidArgumentError(
       absl::StrCat("invalid sandbox id \"", id,
@@ -368,7 +372,9 @@ absl::Status SandboxStore::Delete(const std::string& id, bool force) {
     // The record is unreadable: whatever carries the sandbox's marker still goes.
     ASSIGN_OR_RETURN(persist::Lock lock, LockSandbox(id, persist::Lock::kExclusive, "delete"));
     RETURN_IF_ERROR(qemu::CollectStrays(qemu::RunDirFor(SocketBase(), id)).status());
-    return RemoveSandboxDir(id);
+    RETURN_IF_ERROR(RemoveSandboxDir(id));
+    qemu::RemoveSocketBaseIfEmpty(SocketBase());
+    return absl::OkStatus();
   }
   if (!opened.ok()) return opened.status();
   SandboxRecord& r = (*opened)->record();
@@ -385,7 +391,9 @@ absl::Status SandboxStore::Delete(const std::string& id, bool force) {
   if (r.vm) RETURN_IF_ERROR(qemu::StopVm(*r.vm));
   RETURN_IF_ERROR(qemu::CollectStrays(r.run_dir).status());
   RUNVM_FAILPOINT("sandbox.delete.after-stop");
-  return RemoveSandboxDir(id);
+  RETURN_IF_ERROR(RemoveSandboxDir(id));
+  qemu::RemoveSocketBaseIfEmpty(SocketBase());
+  return absl::OkStatus();
 }
 
 absl::StatusOr<SandboxView> SandboxStore::View(const std::string& id) {

@@ -169,7 +169,12 @@ class SandboxStore {
   persist::Store store_;
 };
 
-// runc's rule for container ids, without a leading dot (the root's own entries start with one).
+// runc's rule for container ids, without a leading dot (the root's own entries start with one),
+// and at most kMaxIdLength characters: above every engine's (podman's and CRI-O's 64 hex digits,
+// containerd's 76), and short enough that every file name made from an id ("<id>.mount<i>" in
+// the shared directory) stays under NAME_MAX. Names with a tighter limit (ports, sockets) are
+// digests of the id.
+inline constexpr size_t kMaxIdLength = 128;
 absl::Status ValidateSandboxId(absl::string_view id);
 
 }  // namespace runvm

@@ -28,6 +28,7 @@ extern char** environ;
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "base/deadline.h"
+#include "base/digest.h"
 #include "base/failpoint.h"
 #include "base/file.h"
 #include "base/process.h"
@@ -43,16 +44,6 @@ constexpr char kQemuStderr[] = "qemu.stderr";
 constexpr char kVirtiofsdLog[] = "virtiofsd.log";
 // The longest name a socket in the run directory has.
 constexpr char kLongestSocket[] = "/qmp-events.sock";
-
-// FNV-1a: a stable digest (unlike absl::Hash, which is seeded per process).
-uint64_t Fnv1a(absl::string_view s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
 
 // The last part of a log file, for error messages: QEMU's own words.
 std::string LogTail(const std::string& path) {
@@ -196,8 +187,12 @@ absl::StatusOr<std::vector<ProcessIdentity>> CollectStrays(const std::string& ru
   return ended;
 }
 
+void RemoveSocketBaseIfEmpty(const std::string& socket_base) {
+  (void)::rmdir(socket_base.c_str());  // ENOTEMPTY while another sandbox has its run directory
+}
+
 std::string RunDirFor(const std::string& socket_base, const std::string& sandbox_id) {
-  return absl::StrCat(socket_base, "/", absl::Hex(Fnv1a(sandbox_id), absl::kZeroPad16));
+  return absl::StrCat(socket_base, "/", ShortDigest(sandbox_id));
 }
 
 absl::StatusOr<int64_t> HostMemoryMib() {
@@ -248,9 +243,16 @@ absl::StatusOr<RunningVm> StartVm(const VmSpec& spec) {
   vm.max_memory_mib = MaxMemoryMib(spec.config, spec.host_memory_mib);
   in.uuid = vm.uuid;
 
-  std::error_code ec;
-  std::filesystem::create_directories(spec.socket_base, ec);
-  if (::mkdir(vm.run_dir.c_str(), 0700) != 0) {
+  // The socket base goes when its last sandbox does (RemoveSocketBaseIfEmpty): another
+  // sandbox's delete may remove it between the two mkdirs, so they are tried again.
+  int made = -1;
+  for (int attempt = 0; attempt < 5 && made != 0; ++attempt) {
+    std::error_code ec;
+    std::filesystem::create_directories(spec.socket_base, ec);
+    made = ::mkdir(vm.run_dir.c_str(), 0700);
+    if (made != 0 && errno != ENOENT) break;
+  }
+  if (made != 0) {
     if (errno == EEXIST) {
       return absl::FailedPreconditionError(
           absl::StrCat("sandbox ", spec.sandbox_id, ": its run directory ", vm.run_dir,

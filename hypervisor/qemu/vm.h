@@ -84,6 +84,10 @@ absl::Status StopVm(const RunningVm& vm, absl::Duration timeout = absl::Seconds(
 // ("RUNVM_SANDBOX_DIR=<run dir>"): it finds them again when a crash lost their pids.
 std::string HelperMarker(const std::string& run_dir);
 
+// Removes the socket base once no sandbox has a run directory in it (a state root is left as
+// empty as runc leaves its own); StartVm makes it again.
+void RemoveSocketBaseIfEmpty(const std::string& socket_base);
+
 // Ends every process carrying the sandbox's marker (each through a verified pidfd: SIGKILL, then
 // waits for it) and removes the run directory; for a boot that was killed before its processes
 // were recorded. Returns the processes it ended.
