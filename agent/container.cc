@@ -19,6 +19,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <climits>
@@ -336,6 +337,13 @@ absl::StatusOr<std::unique_ptr<Plan, PlanDeleter>> MakePlan(const ContainerConfi
     }
     p->clone_flags |= it->second;
   }
+  // The guest's cgroups are v2 whatever the host's: a container born in a cgroup of its own sees
+  // that cgroup as its root even when the spec names no cgroup namespace (engines on a cgroup
+  // v1 host leave it out), so that its limits show in /sys/fs/cgroup and its siblings do not.
+  const bool names_cgroup_ns =
+      std::any_of(s.linux.namespaces.begin(), s.linux.namespaces.end(),
+                  [](const oci::Namespace& ns) { return ns.type == "cgroup"; });
+  if (c.cgroup_fd >= 0 && !names_cgroup_ns) p->clone_flags |= CLONE_NEWCGROUP;
   const bool new_mount_ns = p->clone_flags & CLONE_NEWNS;
   if (!new_mount_ns && !s.mounts.empty()) {
     return absl::InvalidArgumentError("mounts need a mount namespace (linux.namespaces)");
@@ -655,8 +663,13 @@ absl::StatusOr<Container> Container::Create(const ContainerConfig& config) {
   return Launch(*plan, config);
 }
 
-absl::StatusOr<Container> Container::Exec(const ContainerConfig& config) const {
-  RETURN_IF_ERROR(config.spec.Validate());
+absl::StatusOr<Container> Container::Exec(const ContainerConfig& given) const {
+  RETURN_IF_ERROR(given.spec.Validate());
+  // An exec joins every namespace of its container through the init's pidfd, whichever way the
+  // init got it. A path in the spec (the host's /proc/<pid>/ns/*, as an engine writes it for a
+  // pod member or a CNI network) names nothing here and is not opened.
+  ContainerConfig config = given;
+  for (oci::Namespace& ns : config.spec.linux.namespaces) ns.path.clear();
   ASSIGN_OR_RETURN(auto plan, MakePlan(config));
   plan->join_pidfd = init_.pidfd();
   plan->unshare_cgroup = false;  // joined with the rest

@@ -46,8 +46,9 @@ class Container {
  public:
   static absl::StatusOr<Container> Create(const ContainerConfig& config);
   // A further process in this container's namespaces (the init's, which must be running), from
-  // `config.spec.process` (the rest of the spec says which namespaces and the seccomp filter;
-  // rootfs and mounts are not used). Returned started.
+  // `config.spec.process` (the rest of the spec says which namespaces, all joined from the init
+  // whatever their paths, and the seccomp filter; rootfs and mounts are not used). Returned
+  // started.
   absl::StatusOr<Container> Exec(const ContainerConfig& config) const;
 
   Container(Container&&) noexcept = default;

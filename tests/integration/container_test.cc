@@ -414,6 +414,12 @@ TEST_F(AgentContainerTest, AnExecRunsInTheContainersNamespacesWithItsOwnProcessS
   exec_spec.process.user.uid = 1000;
   exec_spec.process.cwd = "/bin";
   exec_spec.process.env = {"PATH=/bin", "E=from-exec"};
+  // The exec's spec is the container's, whose namespaces an engine may name by host paths
+  // (containerd's pod members: /proc/<pid>/ns/ipc): the exec joins the init's and opens none.
+  ASSERT_FALSE(exec_spec.linux.namespaces.empty());
+  for (oci::Namespace& ns : exec_spec.linux.namespaces) {
+    if (ns.type != "pid" && ns.type != "mount") ns.path = "/proc/999999999/ns/" + ns.type;
+  }
   agent_proto::Message m =
       Ask({.type = agent_proto::kExecProcess,
            .id = 9,
@@ -548,6 +554,25 @@ TEST_F(CgroupContainerTest, TheContainerIsBornInItsCgroupWhichIsItsCgroupNamespa
   EXPECT_EQ(ReadUntilExit().out, "0::/\n");
   EXPECT_EQ(Ref(agent_proto::kDestroy).type, agent_proto::kDestroy);
   EXPECT_NE(::access((root_ + "/c-c1").c_str(), F_OK), 0) << "removed with the container";
+}
+
+// containerd on a cgroup v1 host writes no cgroup namespace into the spec; in the guest (v2)
+// the container still gets one rooted at its cgroup, and an exec joins it.
+TEST_F(CgroupContainerTest, WithoutACgroupNamespaceInTheSpecTheContainerStillGetsItsOwn) {
+  std::erase_if(spec_.linux.namespaces,
+                [](const oci::Namespace& ns) { return ns.type == "cgroup"; });
+  ASSERT_EQ(Create("grep ^0:: /proc/self/cgroup; sleep 100").type, agent_proto::kCreateContainer);
+  EXPECT_EQ(Ref(agent_proto::kStartContainer).type, agent_proto::kStartContainer);
+  oci::Spec exec_spec = spec_;
+  exec_spec.process.args = {"grep", "^0::", "/proc/self/cgroup"};
+  agent_proto::Message m =
+      Ask({.type = agent_proto::kExecProcess,
+           .id = 9,
+           .fields = agent_proto::ToFields(agent_proto::CreateContainer{
+               .id = "c1/e1", .spec_json = oci::SpecToJson(exec_spec), .stdio_port = "io-c1-e1"})});
+  ASSERT_EQ(m.type, agent_proto::kExecProcess) << m.fields.dump();
+  EXPECT_EQ(ReadUntilExit(exec_shim_.get()).out, "0::/\n");
+  EXPECT_EQ(Ref(agent_proto::kDestroy).type, agent_proto::kDestroy);
 }
 
 TEST_F(CgroupContainerTest, PauseStopsACounterAndResumeContinuesIt) {
