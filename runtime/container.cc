@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "base/digest.h"
 #include "base/failpoint.h"
 #include "base/file.h"
 #include "base/log.h"
@@ -48,6 +49,10 @@ constexpr absl::Duration kAgentTimeout = absl::Seconds(30);
 constexpr absl::Duration kShimReadyTimeout = absl::Seconds(10);
 
 std::string Key(const std::string& id) { return id + "/" + kRecordName; }
+
+// The virtio-serial port of a container's or an exec's stdio ("<id>" or "<id>/<exec id>"): a
+// digest, so that its length does not depend on the id's (engines use 64 hex digits and more).
+std::string StdioPortName(const std::string& process) { return "io-" + ShortDigest(process); }
 
 std::string Now() {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E9SZ", absl::Now(), absl::UTCTimeZone());
@@ -121,6 +126,18 @@ absl::Status BindInto(const std::string& source, const std::string& target, bool
   if (::syscall(SYS_move_mount, tree.get(), "", AT_FDCWD, target.c_str(),
                 MOVE_MOUNT_F_EMPTY_PATH) != 0) {
     return ErrnoError(absl::StrCat("attach the bind of ", source, " at ", target));
+  }
+  return absl::OkStatus();
+}
+
+// Makes the bind at `target` (and every mount below it) read-only, without following a symlink
+// at `target` itself.
+absl::Status MakeReadOnly(const std::string& target) {
+  mount_attr attr{};
+  attr.attr_set = MOUNT_ATTR_RDONLY;
+  if (::syscall(SYS_mount_setattr, AT_FDCWD, target.c_str(), AT_RECURSIVE | AT_SYMLINK_NOFOLLOW,
+                &attr, sizeof attr) != 0) {
+    return ErrnoError(absl::StrCat("make ", target, " read-only"));
   }
   return absl::OkStatus();
 }
@@ -250,7 +267,12 @@ absl::StatusOr<Child> SpawnShim(const ContainersOptions& options, const std::str
     so.argv.insert(so.argv.end(), {"--console-socket", Absolute(console_socket)});
   }
   so.argv.push_back(name);
-  so.fds = {{0, 0}, {1, 1}, {2, 2}, {3, ready.write.get()}};
+  // With a terminal the process's stdio is the pty sent over the console socket, and the
+  // caller's own stdio is not kept (as runc): an engine that reads create's output to its end
+  // (go-runc, a shell's $(...)) sees it close when create exits. The shim's own words go to
+  // --log.
+  so.fds = {{3, ready.write.get()}};
+  if (console_socket.empty()) so.fds.insert({{0, 0}, {1, 1}, {2, 2}});
   so.env.emplace();
   for (char** e = environ; *e != nullptr; ++e) so.env->push_back(*e);
   so.env->push_back(qemu::HelperMarker(run_dir));
@@ -699,7 +721,10 @@ absl::StatusOr<Child> Containers::Create(const CreateRequest& req) {
     const std::string guest_share = agent_proto::kGuestShareMount;
     r.shares.push_back(vm.shared_dir + "/" + req.id);
     RETURN_IF_ERROR(s.Save(r));
-    RETURN_IF_ERROR(BindInto(rootfs, r.shares.back(), spec.root.readonly));
+    // A read-only root is shared writable until the agent has made the mount points the spec
+    // needs in it (as runc does before its read-only remount; containerd's snapshots are
+    // writable for this reason), then made read-only on the host as well as in the guest.
+    RETURN_IF_ERROR(BindInto(rootfs, r.shares.back(), /*readonly=*/false));
     for (size_t i = 0; i < spec.mounts.size(); ++i) {
       oci::Mount& m = spec.mounts[i];
       if (!IsBindMount(m) || !absl::StartsWith(m.source, "/")) continue;
@@ -712,7 +737,7 @@ absl::StatusOr<Child> Containers::Create(const CreateRequest& req) {
       m.source = guest_share + "/" + name;
     }
     // Its stdio port, and the container in the guest.
-    const std::string port_name = "io-" + req.id;
+    const std::string port_name = StdioPortName(req.id);
     absl::StatusOr<qemu::PluggedDevice> port = hp->AddSerialPort(port_name);
     RETURN_IF_ERROR(sb->Save());
     RETURN_IF_ERROR(port.status());
@@ -729,6 +754,7 @@ absl::StatusOr<Child> Containers::Create(const CreateRequest& req) {
                                 absl::Now() + kAgentTimeout));
     ASSIGN_OR_RETURN(agent_proto::Created created, agent_proto::CreatedFrom(reply));
     r.guest_pid = created.pid;
+    if (spec.root.readonly) RETURN_IF_ERROR(MakeReadOnly(vm.shared_dir + "/" + req.id));
     RUNVM_FAILPOINT("container.create.before-shim");
 
     ASSIGN_OR_RETURN(Child child, SpawnShim(options_, req.id, port->source, req.console_socket,
@@ -858,7 +884,7 @@ absl::StatusOr<Child> Containers::Exec(const ExecRequest& req) {
 
   const std::string eid = RandomHex();
   const std::string name = req.id + "/" + eid;
-  const std::string port_name = "io-" + req.id + "-" + eid;
+  const std::string port_name = StdioPortName(name);
   absl::StatusOr<qemu::PluggedDevice> port = hp->AddSerialPort(port_name);
   RETURN_IF_ERROR(sb.Save());
   RETURN_IF_ERROR(port.status());
