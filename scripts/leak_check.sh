@@ -10,9 +10,13 @@ snapshot() {
     pgrep -a -f '(^|/)(qemu-system-x86_64|virtiofsd)( |$)' | sed 's/^/process /' || true
     pgrep -a -f 'runvm .*shim' | sed 's/^/process /' || true
     pgrep -a -x runvm-watch | sed 's/^/process /' || true
+    # the engine tests' daemons and their shims (containerd, containerd-shim-runc-v2, conmon)
+    pgrep -a -f '(containerd|conmon).*runvm-test' | sed 's/^/process /' || true
     awk '{print "mount " $2}' /proc/self/mounts | grep -E 'runvm' || true
     ip -o link show type tun 2>/dev/null | awk -F': ' '{print "tap " $2}' || true
-    ls -d /run/runvm/* /tmp/runvm-test.* 2>/dev/null | sed 's/^/path /' || true
+    ls -d /run/runvm/* /run/runvm/.vm /run/containerd/runc/*/* /run/containerd/runc/*/.vm \
+      /tmp/runvm-test.* 2>/dev/null | sed 's/^/path /' || true
+    ip netns list 2>/dev/null | awk '/^runvm-/{print "netns " $1}' || true
   } | sort
 }
 

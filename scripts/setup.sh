@@ -13,6 +13,9 @@ PACKAGES=(
   # runtime parts used by the guest builder and the tests
   qemu-system-x86 qemu-utils busybox-static cpio e2fsprogs iproute2 kmod procps util-linux
   dpkg-dev zstd
+  # the engines the suite drives runvm through (tests/engines/), and runc for the benchmark's floor
+  containerd podman conmon containernetworking-plugins runc
+  python3-grpcio python3-protobuf protobuf-compiler
 )
 
 missing=()
