@@ -243,6 +243,53 @@ std::string CommandOf(pid_t pid) {
   return cmd;
 }
 
+// A terminal's name from /proc/<pid>/stat's tty_nr ("pts/3", "ttyS0"); empty for none.
+std::string TtyName(uint64_t tty_nr) {
+  const uint64_t major = (tty_nr >> 8) & 0xfff;
+  const uint64_t minor = (tty_nr & 0xff) | ((tty_nr >> 12) & 0xfff00);
+  if (major >= 136 && major <= 143) return absl::StrCat("pts/", (major - 136) * 256 + minor);
+  if (major == 4)
+    return minor >= 64 ? absl::StrCat("ttyS", minor - 64) : absl::StrCat("tty", minor);
+  if (major == 5 && minor == 1) return "console";
+  return tty_nr == 0 ? "" : absl::StrCat(major, ",", minor);
+}
+
+// What ps -ef shows of a process, from /proc (a process that has gone keeps the defaults).
+agent_proto::ProcessEntry DescribeProcess(pid_t pid) {
+  agent_proto::ProcessEntry e{.pid = pid, .command = CommandOf(pid)};
+  absl::StatusOr<std::string> stat = ReadFile(absl::StrCat("/proc/", pid, "/stat"), 4096);
+  const size_t paren = stat.ok() ? stat->rfind(')') : std::string::npos;
+  if (paren != std::string::npos) {
+    // Fields after the command, from field 3 (state): ppid is 4, tty_nr 7, utime 14, stime 15,
+    // starttime 22 (clock ticks after boot).
+    std::vector<std::string> f = absl::StrSplit(stat->substr(paren + 2), ' ');
+    auto field = [&](size_t n) {
+      uint64_t v = 0;
+      return n - 3 < f.size() && absl::SimpleAtoi(f[n - 3], &v) ? v : 0;
+    };
+    const int64_t hz = std::max<long>(::sysconf(_SC_CLK_TCK), 1);
+    e.ppid = static_cast<int64_t>(field(4));
+    e.tty = TtyName(field(7));
+    e.cpu_seconds = static_cast<int64_t>((field(14) + field(15)) / hz);
+    int64_t boot = 0;
+    if (absl::StatusOr<std::string> all = ReadFile("/proc/stat", 1 << 16); all.ok()) {
+      for (absl::string_view line : absl::StrSplit(*all, '\n')) {
+        if (absl::ConsumePrefix(&line, "btime ")) (void)absl::SimpleAtoi(line, &boot);
+      }
+    }
+    e.start_unix = boot + static_cast<int64_t>(field(22)) / hz;
+  }
+  if (absl::StatusOr<std::string> status = ReadFile(absl::StrCat("/proc/", pid, "/status"), 8192);
+      status.ok()) {
+    for (absl::string_view line : absl::StrSplit(*status, '\n')) {
+      if (!absl::ConsumePrefix(&line, "Uid:")) continue;
+      std::vector<absl::string_view> ids = absl::StrSplit(line, '\t', absl::SkipEmpty());
+      if (!ids.empty()) (void)absl::SimpleAtoi(ids[0], &e.uid);
+    }
+  }
+  return e;
+}
+
 }  // namespace
 
 // A created container with its stdio relays.
@@ -475,7 +522,7 @@ Message Agent::HandleContainer(const Message& request) {
     absl::StatusOr<std::vector<pid_t>> pids = PidsInNamespaceOf(rc->pid());
     if (!pids.ok()) return ErrorReply(request, pids.status().message());
     ProcessList list;
-    for (pid_t pid : *pids) list.processes.push_back({pid, CommandOf(pid)});
+    for (pid_t pid : *pids) list.processes.push_back(DescribeProcess(pid));
     return {.type = kProcesses, .id = request.id, .fields = ToFields(list)};
   }
   if (request.type == kStartContainer || request.type == kDestroy) {
@@ -560,7 +607,11 @@ Message Agent::HandleCgroup(const Message& request) {
     return ErrorReply(request, absl::StrCat("container ", *id, " does not exist"));
   }
   RunningContainer& rc = *it->second;
-  if (rc.Exited()) return ErrorReply(request, absl::StrCat("container ", *id, " is not running"));
+  // An exited container's cgroup stays until it is destroyed: its last figures (an OOM kill
+  // among them) can still be read.
+  if (rc.Exited() && request.type != kStats) {
+    return ErrorReply(request, absl::StrCat("container ", *id, " is not running"));
+  }
   absl::StatusOr<GuestCgroups*> cg = Cgroups();
   if (!cg.ok()) return ErrorReply(request, cg.status().message());
   absl::Status st;

@@ -33,6 +33,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "base/status.h"
 #include "base/unix_socket.h"
 
@@ -78,6 +79,11 @@ struct Plan {
   std::string fail_bind_rootfs, fail_chdir_rootfs, fail_pivot, fail_hostname, fail_cwd, fail_exec,
       oom_score_adj_text;
   std::vector<char*> argv, envp;
+  // Where the program may be (argv[0] itself when it has a slash, else each directory of the
+  // spec's PATH): the child looks before it reports ready, so that a missing program fails
+  // create or exec (runc's LookPath) instead of becoming an exit status of 127.
+  std::vector<std::string> program_candidates;
+  std::string fail_lookup;
   std::vector<sock_filter> filter;  // the seccomp program, compiled by libseccomp
   bool readonly_root = false;
   std::vector<std::pair<int, rlimit>> rlimits;
@@ -433,6 +439,19 @@ absl::StatusOr<std::unique_ptr<Plan, PlanDeleter>> MakePlan(const ContainerConfi
   p->args = s.process.args;
   p->env = s.process.env;
   p->fail_exec = "exec " + s.process.args[0];
+  const std::string& program = s.process.args[0];
+  if (program.find('/') != std::string::npos) {
+    p->program_candidates.push_back(program);
+  } else {
+    std::string path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    for (const std::string& e : s.process.env) {
+      if (absl::StartsWith(e, "PATH=")) path = e.substr(5);
+    }
+    for (absl::string_view dir : absl::StrSplit(path, ':', absl::SkipEmpty())) {
+      p->program_candidates.push_back(absl::StrCat(dir, "/", program));
+    }
+  }
+  p->fail_lookup = absl::StrCat("exec: \"", program, "\": executable file not found in $PATH");
   for (std::string& a : p->args) p->argv.push_back(a.data());
   p->argv.push_back(nullptr);
   for (std::string& e : p->env) p->envp.push_back(e.data());
@@ -641,6 +660,16 @@ bool OpenTerminalInside(int console_fd) {
     Die(status_fd, "no_new_privileges");
   }
   if (::chdir(p.cwd.c_str()) != 0) Die(status_fd, p.fail_cwd);
+  bool found = false;
+  for (const std::string& candidate : p.program_candidates) {
+    struct stat program;
+    if (::stat(candidate.c_str(), &program) == 0 && S_ISREG(program.st_mode) &&
+        ::access(candidate.c_str(), X_OK) == 0) {
+      found = true;
+      break;
+    }
+  }
+  if (!found) Die(status_fd, p.fail_lookup, ENOENT);
   // Ready: the parent returns from Create; the process waits for Start.
   if (::write(status_fd, "R", 1) != 1) ::_exit(127);
   char go;

@@ -261,8 +261,15 @@ Json ToFields(const WaitResult& v) {
 Json ToFields(const Created& v) { return {{"pid", v.pid}}; }
 Json ToFields(const ProcessList& v) {
   Json list = Json::array();
-  for (const ProcessEntry& p : v.processes)
-    list.push_back({{"pid", p.pid}, {"command", p.command}});
+  for (const ProcessEntry& p : v.processes) {
+    list.push_back({{"pid", p.pid},
+                    {"command", p.command},
+                    {"uid", p.uid},
+                    {"ppid", p.ppid},
+                    {"start", p.start_unix},
+                    {"cpu_seconds", p.cpu_seconds},
+                    {"tty", p.tty}});
+  }
   return {{"processes", std::move(list)}};
 }
 
@@ -337,7 +344,20 @@ absl::StatusOr<ProcessList> ProcessListFrom(const Message& m) {
         !command->is_string()) {
       return Bad(m, "processes", "a list of {pid, command}");
     }
-    v.processes.push_back({pid->get<int64_t>(), command->get<std::string>()});
+    ProcessEntry entry{.pid = pid->get<int64_t>(), .command = command->get<std::string>()};
+    for (auto [key, out] :
+         {std::pair{"uid", &entry.uid}, std::pair{"ppid", &entry.ppid},
+          std::pair{"start", &entry.start_unix}, std::pair{"cpu_seconds", &entry.cpu_seconds}}) {
+      auto f = e.find(key);
+      if (f == e.end()) continue;
+      if (!f->is_number_integer()) return Bad(m, "processes", absl::StrCat(key, ": an integer"));
+      *out = f->get<int64_t>();
+    }
+    if (auto tty = e.find("tty"); tty != e.end()) {
+      if (!tty->is_string()) return Bad(m, "processes", "tty: a string");
+      entry.tty = tty->get<std::string>();
+    }
+    v.processes.push_back(std::move(entry));
   }
   return v;
 }
