@@ -26,6 +26,7 @@
 #include "runtime/config_loader.h"
 #include "runtime/container.h"
 #include "runtime/host_check.h"
+#include "runtime/ps.h"
 #include "runtime/sandbox_cli.h"
 #include "runtime/shim.h"
 #include "runtime/version.h"
@@ -121,10 +122,12 @@ struct OciCommand {
   std::string format = "table";
   bool quiet = false;
   int preserve_fds = 0;
+  std::string process_label;
+  std::string apparmor;
   // exec
   ExecRequest exec;
   std::string process_file;
-  std::vector<std::string> rest;  // exec: the id, then the command
+  std::vector<std::string> rest;  // exec: the id, then the command; ps: ps(1)'s options
   // update
   std::string resources_file;
   std::map<std::string, std::string> update_flags;  // flag name -> value as given
@@ -261,20 +264,35 @@ int RunEvents(Containers& containers, const OciCommand& c) {
     return Fail(absl::StrCat("--interval \"", c.interval, "\": not a duration (5s, 500ms)"));
   }
   int64_t ooms = -1;
+  auto report_ooms = [&](const agent_proto::CgroupStats& st) {
+    if (ooms >= 0 && st.oom_kill > ooms) {
+      std::cout << nlohmann::ordered_json{{"type", "oom"}, {"id", c.id}}.dump() << std::endl;
+    }
+    ooms = st.oom_kill;
+  };
   for (;;) {
     absl::StatusOr<agent_proto::CgroupStats> st = containers.Stats(c.id);
     if (!st.ok()) {
-      // The stream ends with the container.
-      if (!c.stats && ooms >= 0 && absl::IsFailedPrecondition(st.status())) return 0;
+      // The stream ends with the container, after an oom line if the memory limit killed it
+      // (its last figures are still in the guest until it is deleted).
+      if (!c.stats && ooms >= 0 && absl::IsFailedPrecondition(st.status())) {
+        absl::StatusOr<agent_proto::CgroupStats> last = containers.Stats(c.id, /*after_exit=*/true);
+        if (last.ok()) report_ooms(*last);
+        return 0;
+      }
       return Fail(st.status().message());
     }
-    if (ooms >= 0 && st->oom_kill > ooms) {
-      std::cout << nlohmann::ordered_json{{"type", "oom"}, {"id", c.id}}.dump() << std::endl;
-    }
-    ooms = st->oom_kill;
+    report_ooms(*st);
     std::cout << StatsEvent(c.id, *st).dump() << std::endl;
     if (c.stats) return 0;
-    absl::SleepFor(interval);
+    // Waits for the interval, looking every 100 ms whether the container has ended, so that the
+    // stream ends (and an OOM kill shows) with it rather than an interval later.
+    const absl::Time next = absl::Now() + interval;
+    while (absl::Now() < next) {
+      absl::SleepFor(std::min(absl::Milliseconds(100), next - absl::Now()));
+      absl::StatusOr<OciState> state = containers.State(c.id);
+      if (!state.ok() || state->status == "stopped") break;
+    }
   }
 }
 
@@ -292,11 +310,36 @@ Containers MakeContainers(const GlobalFlags& g) {
   return Containers(std::move(o));
 }
 
+// Flags that ask for something a process in a VM cannot have: refused, never ignored.
+absl::Status RefuseHostOnlyFlags(const OciCommand& c) {
+  if (c.preserve_fds < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--preserve-fds ", c.preserve_fds, ": negative"));
+  }
+  if (c.preserve_fds > 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--preserve-fds ", c.preserve_fds,
+                     ": the process runs in a VM, where the host's file descriptors cannot go"));
+  }
+  if (!c.process_label.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--process-label ", c.process_label, ": the guest has no SELinux policy to apply it"));
+  }
+  if (!c.apparmor.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--apparmor ", c.apparmor, ": the guest has no AppArmor to apply it"));
+  }
+  return absl::OkStatus();
+}
+
+// runc exits 255 when exec itself fails (as opposed to the process's own status).
+constexpr int kExecFailed = 255;
+
 int RunOci(const GlobalFlags& g, const std::string& verb, const OciCommand& c) {
   Containers containers = MakeContainers(g);
   auto done = [](const absl::Status& st) { return st.ok() ? 0 : Fail(st.message()); };
   if (verb == "create" || verb == "run") {
-    if (c.preserve_fds > 0) return Fail("--preserve-fds is not supported");
+    if (absl::Status st = RefuseHostOnlyFlags(c); !st.ok()) return Fail(st.message());
     const bool foreground = verb == "run" && !c.detach;
     absl::StatusOr<Child> shim = containers.Create({.id = c.id,
                                                     .bundle = c.bundle,
@@ -328,8 +371,13 @@ int RunOci(const GlobalFlags& g, const std::string& verb, const OciCommand& c) {
     return exit->ShellCode() & 0xff;
   }
   if (verb == "exec") {
+    auto fail = [](absl::string_view message) {
+      (void)Fail(message);
+      return kExecFailed;
+    };
+    if (absl::Status st = RefuseHostOnlyFlags(c); !st.ok()) return fail(st.message());
     ExecRequest req = c.exec;
-    if (c.rest.empty()) return Fail("exec: the container id is missing");
+    if (c.rest.empty()) return fail("exec: the container id is missing");
     req.id = c.rest.front();
     req.args.assign(c.rest.begin() + 1, c.rest.end());
     req.pid_file = c.pid_file;
@@ -337,17 +385,18 @@ int RunOci(const GlobalFlags& g, const std::string& verb, const OciCommand& c) {
     req.detach = c.detach;
     if (!c.process_file.empty()) {
       absl::StatusOr<std::string> text = ReadFile(c.process_file);
-      if (!text.ok()) return Fail(absl::StrCat("--process: ", text.status().message()));
+      if (!text.ok()) return fail(absl::StrCat("--process: ", text.status().message()));
       req.process_json = *text;
     }
     absl::StatusOr<Child> shim = containers.Exec(req);
-    if (!shim.ok()) return Fail(shim.status().message());
+    if (!shim.ok()) return fail(shim.status().message());
+    LogDebug(absl::StrCat("exec in ", req.id, ": shim ", shim->pid()));
     if (c.detach) {
       shim->Release();
       return 0;
     }
     absl::StatusOr<ExitStatus> exit = WaitPassingSignals(*shim);
-    if (!exit.ok()) return Fail(exit.status().message());
+    if (!exit.ok()) return fail(exit.status().message());
     return exit->ShellCode() & 0xff;
   }
   if (verb == "start") return done(containers.Start(c.id));
@@ -388,11 +437,9 @@ int RunOci(const GlobalFlags& g, const std::string& verb, const OciCommand& c) {
       for (const agent_proto::ProcessEntry& p : *ps) pids.push_back(p.pid);
       std::cout << pids.dump() << "\n";
     } else {
-      std::string text = absl::StrFormat("%-8s %s\n", "PID", "CMD");
-      for (const agent_proto::ProcessEntry& p : *ps) {
-        absl::StrAppend(&text, absl::StrFormat("%-8d %s\n", p.pid, p.command));
-      }
-      std::cout << text;
+      absl::StatusOr<std::string> table = RenderPs(*ps, c.rest, absl::Now());
+      if (!table.ok()) return Fail(table.status().message());
+      std::cout << *table;
     }
     return 0;
   }
@@ -546,14 +593,21 @@ int RunCli(int argc, char** argv) {
   exec->add_option("-c,--cap", oc.exec.caps, "a capability to add, e.g. CAP_NET_ADMIN")
       ->allow_extra_args(false);  // one value per -e; repeat it for more
   exec->add_flag("--no-new-privs", oc.exec.no_new_privs, "set no_new_privileges");
+  exec->add_option("-g,--additional-gids", oc.exec.additional_gids,
+                   "a further group of the process (repeat it for more)")
+      ->allow_extra_args(false);
+  exec->add_option("--preserve-fds", oc.preserve_fds, "not supported in a VM: must be 0");
+  exec->add_option("--process-label", oc.process_label, "not supported in the guest");
+  exec->add_option("--apparmor", oc.apparmor, "not supported in the guest");
   // As runc: options end at the first argument, the id; what follows is the command's.
   exec->prefix_command();
   exec->footer("Usage: runvm exec [OPTIONS] ID [COMMAND [ARG...]]");
   CLI::App* ps = verb("ps", "list a container's processes (pids are the guest's)");
   ps->add_option("-f,--format", oc.format, "table or json")
       ->check(CLI::IsMember({"table", "json"}));
-  ps->add_option("id", oc.id)->required();
-  ps->allow_extras();  // runc passes ps(1) options after the id; the guest has no ps to take them
+  // As runc: runvm's options come before the id; what follows it is ps(1)'s (runtime/ps.h).
+  ps->prefix_command();
+  ps->footer("Usage: runvm ps [--format table|json] ID [[--] PS-OPTIONS]");
   verb("pause", "freeze a running container (and its VM when it is alone there)")
       ->add_option("id", oc.id)
       ->required();
@@ -604,7 +658,15 @@ int RunCli(int argc, char** argv) {
   if (spec->parsed()) return RunSpec(spec_bundle);
   for (CLI::App* v : oci_verbs) {
     if (!v->parsed()) continue;
-    if (v == exec) oc.rest = v->remaining();
+    if (v == exec || v == ps) oc.rest = v->remaining();
+    if (v == ps) {
+      if (oc.rest.empty()) return Fail("ps: the container id is missing");
+      oc.id = oc.rest.front();
+      oc.rest.erase(oc.rest.begin());
+      std::erase(oc.rest, "--");
+    }
+    LogDebug(absl::StrCat("runvm ", v->get_name(), " ",
+                          oc.id.empty() && !oc.rest.empty() ? oc.rest.front() : oc.id));
     return RunOci(g, v->get_name(), oc);
   }
   if (sandbox->parsed()) {

@@ -815,6 +815,14 @@ absl::StatusOr<std::string> ExecSpec(const std::string& bundle, const ExecReques
       p["user"]["uid"] = uid;
       p["user"]["gid"] = gid;
     }
+    for (const std::string& g : req.additional_gids) {
+      uint32_t gid = 0;
+      if (!absl::SimpleAtoi(g, &gid)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--additional-gids \"", g, "\": not a numeric gid"));
+      }
+      p["user"]["additionalGids"].push_back(gid);
+    }
     for (const std::string& cap : req.caps) {
       for (const char* set : {"bounding", "effective", "permitted"}) {
         p["capabilities"][set].push_back(cap);
@@ -1048,17 +1056,24 @@ absl::Status Containers::Update(const std::string& id, const oci::Resources& upd
   return s.Save(o.record);
 }
 
-absl::StatusOr<agent_proto::CgroupStats> Containers::Stats(const std::string& id) {
+absl::StatusOr<agent_proto::CgroupStats> Containers::Stats(const std::string& id, bool after_exit) {
   Session s(options_);
   ASSIGN_OR_RETURN(Opened o, s.Open(id, "stats"));
   if (o.record.vm_paused) {
     return absl::FailedPreconditionError(
         absl::StrCat("container ", id, " is paused with its VM: no figures until it resumes"));
   }
-  ASSIGN_OR_RETURN(agent_proto::Message reply,
-                   s.AskLive(o, {.type = agent_proto::kStats,
-                                 .fields = agent_proto::ToFields(agent_proto::ContainerRef{id})}));
-  return agent_proto::CgroupStatsFrom(reply);
+  const agent_proto::Message request = {
+      .type = agent_proto::kStats, .fields = agent_proto::ToFields(agent_proto::ContainerRef{id})};
+  absl::StatusOr<agent_proto::Message> reply;
+  if (after_exit && LiveStatus(o.record) == kOciStopped) {
+    ASSIGN_OR_RETURN(AgentClient agent, s.Agent(*o.sandbox));
+    reply = agent.Call(request, absl::Now() + kAgentTimeout);
+  } else {
+    reply = s.AskLive(o, request);
+  }
+  if (!reply.ok()) return reply.status();
+  return agent_proto::CgroupStatsFrom(*reply);
 }
 
 namespace {

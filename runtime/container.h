@@ -113,9 +113,10 @@ struct ExecRequest {
   std::vector<std::string> args;
   bool tty = false;
   std::string cwd;
-  std::vector<std::string> env;   // added to the container's
-  std::string user;               // uid[:gid]
-  std::vector<std::string> caps;  // added to every capability set
+  std::vector<std::string> env;              // added to the container's
+  std::string user;                          // uid[:gid]
+  std::vector<std::string> additional_gids;  // --additional-gids, numbers
+  std::vector<std::string> caps;             // added to every capability set
   bool no_new_privs = false;
   std::string pid_file;
   std::string console_socket;
@@ -160,8 +161,9 @@ class Containers {
   // Kata's size (refused beyond default_maxvcpus or maxmem, nothing changed), then the guest
   // cgroup takes the limits (lowering them takes effect there; the VM keeps its size).
   absl::Status Update(const std::string& id, const oci::Resources& resources);
-  // The container's cgroup figures, read in the guest.
-  absl::StatusOr<agent_proto::CgroupStats> Stats(const std::string& id);
+  // The container's cgroup figures, read in the guest. `after_exit`: also those of a container
+  // that has stopped but is not yet deleted (its last figures; events reads its OOM kills).
+  absl::StatusOr<agent_proto::CgroupStats> Stats(const std::string& id, bool after_exit = false);
   // Every container under the root, by id. Reads without locking (records are replaced
   // atomically), so it never waits for another invocation.
   absl::StatusOr<std::vector<OciState>> List();
