@@ -4,7 +4,8 @@
 # a busybox container run in its own VM with `runvm run` (stdio piped, the workload's exit
 # status), the lifecycle an engine drives (create, state, start, kill, delete), a pod (a sandbox
 # container and a container sharing its VM: exec, ps, update by hotplug, pause/resume, events,
-# list), and a disk hot-plugged into a sandbox VM and out again.
+# list), a pod through containerd's CRI plugin (Kubernetes' path, runvm as the RuntimeClass
+# handler), and a disk hot-plugged into a sandbox VM and out again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -120,6 +121,9 @@ print("events --stats: memory usage", e["data"]["memory"]["usage"]["usage"], "by
 /usr/local/bin/runvm delete --force main-pod-app
 /usr/local/bin/runvm delete --force main-pod
 echo "pod main-pod: two containers in one VM, exec, ps, update, pause/resume, events, deleted"
+
+echo "=== a pod through containerd's CRI plugin, as the kubelet runs it (RuntimeClass runvm)"
+/usr/bin/python3 scripts/cri_pod.py /usr/local/bin/runvm
 
 echo "=== a sandbox VM's hot-plug: create, plug a disk, state, unplug, delete"
 truncate -s 64M "$work/data.img"
