@@ -140,6 +140,11 @@ class EngineTest(unittest.TestCase):
                 pass
         self.assertEqual(leftover, [], "qemu, virtiofsd or shim processes were left behind")
         stray = [p for p in processes_with(self.dir) if "python" not in p[1]]
+        for pid, _ in stray:  # reported below, and not left to disturb the next test
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
         self.assertEqual(stray, [], f"processes of the test left behind: {stray}")
         self.assertEqual(mounts_under(roots + [self.dir]), [], "mounts left behind")
         for root in self.roots:
