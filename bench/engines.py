@@ -20,9 +20,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "engines"))
 import image  # noqa: E402
+from containerd import BUSYBOX, Containerd  # noqa: E402
 from cri_client import Cri  # noqa: E402
-
-BUSYBOX, PAUSE = "localhost/runvm-busybox:1", "localhost/runvm-pause:1"
 RUNC = shutil.which("runc") or "/usr/sbin/runc"
 # Both runtimes get limits within this host's hard limits (runc cannot raise them).
 ULIMITS = ["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"]
@@ -41,46 +40,13 @@ def emit(figure, runvm, runc, runs, note=""):
 
 
 def cri_pods(work, runvm, runs):
-    sock = f"{work}/containerd.sock"
-    with open(f"{work}/containerd.toml", "w") as f:
-        f.write(f'''version = 2
-root = "{work}/root"
-state = "{work}/state"
-disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.internal.v1.opt"]
-[grpc]
-  address = "{sock}"
-[ttrpc]
-  address = "{sock}.ttrpc"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "{PAUSE}"
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-  disable_apparmor = true
-  # The sandbox's oom_score_adj (-998) cannot be set on every host (runc then fails); clamped,
-  # for both runtimes alike.
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    default_runtime_name = "runc"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runvm]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runvm.options]
-        BinaryName = "{runvm}"
-''')
-    log = open(f"{work}/containerd.log", "w")
-    daemon = subprocess.Popen(["containerd", "--config", f"{work}/containerd.toml"],
-                              stdout=log, stderr=subprocess.STDOUT)
+    # The sandbox's oom_score_adj (-998) cannot be set on every host (runc then fails); clamped,
+    # for both runtimes alike.
+    daemon = Containerd(work, handlers={"runc": "", "runvm": runvm}, default_handler="runc",
+                        restrict_oom_score_adj=True)
     try:
-        deadline = time.monotonic() + 30
-        while not os.path.exists(sock) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        for name, cmd in ((BUSYBOX, ["sh"]), (PAUSE, ["sleep", "2147483647"])):
-            archive = image.oci_archive(f"{work}/{name[10:17]}.tar", name, cmd)
-            subprocess.run(["ctr", "-a", sock, "-n", "k8s.io", "images", "import", archive],
-                           check=True, stdout=subprocess.DEVNULL)
+        daemon.import_images("k8s.io")
+        sock = daemon.socket
         cri = Cri(sock, work)
         pb = cri.pb
         figures, notes = {}, {}
@@ -109,7 +75,8 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
                         time.sleep(0.01)
                     samples.append((time.perf_counter() - t0) * 1000)
                 except Exception as e:  # runc may not run on this host; say why
-                    notes[handler] = f"{handler} failed: {getattr(e, 'details', lambda: e)()}"
+                    why = e.details() if hasattr(e, "details") else str(e)
+                    notes[handler] = f"{handler} failed: {why}"
                     break
                 finally:
                     for p in cri.ListPodSandbox().items:
@@ -120,9 +87,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         emit("CRI RunPodSandbox+CreateContainer+StartContainer to running", figures["runvm"],
              figures["runc"], runs, "; ".join(notes.values()))
     finally:
-        daemon.terminate()
-        daemon.wait(30)
-        log.close()
+        daemon.stop()
 
 
 def podman_run(work, runvm, runs):

@@ -14,17 +14,14 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "engines"))
-import image  # noqa: E402
+from containerd import BUSYBOX, Containerd  # noqa: E402
 from cri_client import Cri  # noqa: E402
-
-BUSYBOX, PAUSE = "localhost/runvm-busybox:1", "localhost/runvm-pause:1"
 
 
 def main():
     runvm = sys.argv[1]
     work = tempfile.mkdtemp(prefix="runvm-main.cri.", dir="/tmp")
     netns = f"runvm-main-{os.getpid()}"
-    sock = f"{work}/containerd.sock"
     daemon = None
     try:
         subprocess.run(["ip", "netns", "add", netns], check=True)
@@ -34,42 +31,9 @@ def main():
                     ' "bridge": "runvm-main0", "isGateway": true, "ipMasq": false, "ipam":'
                     ' {"type": "host-local", "ranges": [[{"subnet": "10.98.0.0/24"}]],'
                     f' "dataDir": "{work}/ipam"}}}}]}}\n')
-        with open(f"{work}/containerd.toml", "w") as f:
-            f.write(f'''version = 2
-root = "{work}/root"
-state = "{work}/state"
-disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.internal.v1.opt"]
-[grpc]
-  address = "{sock}"
-[ttrpc]
-  address = "{sock}.ttrpc"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "{PAUSE}"
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-  disable_apparmor = true
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    default_runtime_name = "runvm"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runvm]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runvm.options]
-        BinaryName = "{runvm}"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
-    conf_dir = "{work}/cni"
-''')
-        log = open(f"{work}/containerd.log", "w")
-        daemon = subprocess.Popen(["nsenter", f"--net=/run/netns/{netns}", "containerd",
-                                   "--config", f"{work}/containerd.toml"],
-                                  stdout=log, stderr=subprocess.STDOUT)
-        while not os.path.exists(sock):
-            time.sleep(0.1)
-        for name, cmd in ((BUSYBOX, ["sh"]), (PAUSE, ["sleep", "2147483647"])):
-            archive = image.oci_archive(f"{work}/{name[10:17]}.tar", name, cmd)
-            subprocess.run(["ctr", "-a", sock, "-n", "k8s.io", "images", "import", archive],
-                           check=True, stdout=subprocess.DEVNULL)
+        daemon = Containerd(work, handlers={"runvm": runvm}, cni_dir=f"{work}/cni", netns=netns)
+        daemon.import_images("k8s.io")
+        sock = daemon.socket
         cri = Cri(sock, work)
         pb = cri.pb
         ns = pb.NamespaceOption(network=pb.POD, pid=pb.CONTAINER)
@@ -86,7 +50,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
               f"{time.monotonic() - t0:.1f} s")
         container = pb.ContainerConfig(
             metadata=pb.ContainerMetadata(name="app"), image=pb.ImageSpec(image=BUSYBOX),
-            command=["sh", "-c", "echo app started; while :; do sleep 1; done"],
+            command=["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"],
             log_path="app.log",
             linux=pb.LinuxContainerConfig(
                 security_context=pb.LinuxContainerSecurityContext(namespace_options=ns),
@@ -112,8 +76,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         cri.close()
     finally:
         if daemon:
-            daemon.terminate()
-            daemon.wait(30)
+            daemon.stop()
         subprocess.run(["ip", "netns", "delete", netns], capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
 

@@ -7,7 +7,6 @@ The engine tests hold ctest's "engines" resource lock: one runs at a time, since
 runtime root (/run/containerd/runc/k8s.io) is fixed by containerd.
 """
 import os
-import re
 import shutil
 import signal
 import subprocess

@@ -7,7 +7,6 @@ or the plain root filesystem tarball (`podman import`).
 import hashlib
 import io
 import json
-import os
 import subprocess
 import tarfile
 

@@ -1,20 +1,17 @@
 """Kubernetes' path: containerd 1.6's CRI plugin with a RuntimeClass handler "runvm" of type
 io.containerd.runc.v2 whose BinaryName is runvm, driven over CRI v1 as the kubelet drives it."""
 import os
-import subprocess
 import time
 import unittest
 
 import grpc
 
 import harness
-import image
+from containerd import BUSYBOX, Containerd
 from cri_client import Cri
 
 # The runc shim's root for the k8s.io namespace: the runvm state root the CRI plugin uses.
 K8S_ROOT = "/run/containerd/runc/k8s.io"
-BUSYBOX = "localhost/runvm-busybox:1"
-PAUSE = "localhost/runvm-pause:1"
 SUBNET = "10.99.0"
 
 
@@ -35,48 +32,16 @@ class CriTest(harness.EngineTest):
                     ' "bridge": "runvm-test0", "isGateway": true, "ipMasq": false, "ipam": {'
                     f' "type": "host-local", "ranges": [[{{"subnet": "{SUBNET}.0/24"}}]],'
                     f' "routes": [{{"dst": "0.0.0.0/0"}}], "dataDir": "{d}/cni-ipam"}}}}]}}\n')
-        self.socket = f"{d}/containerd.sock"
-        with open(f"{d}/containerd.toml", "w") as f:
-            f.write(f'''version = 2
-root = "{d}/containerd-root"
-state = "{d}/containerd-state"
-disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.internal.v1.opt"]
-[grpc]
-  address = "{self.socket}"
-[ttrpc]
-  address = "{self.socket}.ttrpc"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "{PAUSE}"
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-  disable_apparmor = true
-  [plugins."io.containerd.grpc.v1.cri".containerd]
-    snapshotter = "overlayfs"
-    default_runtime_name = "runvm"
-    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runvm]
-      runtime_type = "io.containerd.runc.v2"
-      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runvm.options]
-        BinaryName = "{self.runvm}"
-  [plugins."io.containerd.grpc.v1.cri".cni]
-    bin_dir = "/usr/lib/cni"
-    conf_dir = "{d}/cni"
-''')
-        self.daemon_log = open(f"{d}/containerd.log", "w")
-        self.daemon = subprocess.Popen(
-            ["nsenter", f"--net=/run/netns/{self.netns}", "containerd", "--config",
-             f"{d}/containerd.toml"], stdout=self.daemon_log, stderr=subprocess.STDOUT)
-        harness.wait_for("containerd's socket", lambda: os.path.exists(self.socket), 30)
-        for name, cmd in ((BUSYBOX, ["sh"]), (PAUSE, ["sleep", "2147483647"])):
-            archive = image.oci_archive(f"{d}/{name.split('/')[1].split(':')[0]}.tar", name, cmd)
-            harness.sh("ctr", "-a", self.socket, "-n", "k8s.io", "images", "import", archive)
+        self.containerd = Containerd(d, handlers={"runvm": self.runvm}, cni_dir=f"{d}/cni",
+                                     netns=self.netns)
+        self.containerd.import_images("k8s.io")
+        self.socket = self.containerd.socket
         self.cri = Cri(self.socket, d)
         self.pb = self.cri.pb
         self.logs = f"{d}/pod-logs"
 
     def stop_engine(self):
-        if not hasattr(self, "daemon"):
+        if not hasattr(self, "containerd"):
             return
         try:
             if hasattr(self, "cri"):
@@ -85,13 +50,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
                     self.cri.RemovePodSandbox(pod_sandbox_id=pod.id)
                 self.cri.close()
         finally:
-            self.daemon.terminate()
-            try:
-                self.daemon.wait(30)
-            except subprocess.TimeoutExpired:
-                self.daemon.kill()
-                self.daemon.wait()
-            self.daemon_log.close()
+            self.containerd.stop()
             harness.sh("ip", "netns", "delete", self.netns, check=False)
 
     # ---- the kubelet's calls ----

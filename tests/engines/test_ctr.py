@@ -3,11 +3,10 @@ shim, with containerd's ids for execs and a private daemon. (ctr 1.6 has no `upd
 test updates resources.)"""
 import os
 import random
-import subprocess
 import unittest
 
 import harness
-import image
+from containerd import Containerd
 
 IMAGE = "docker.io/library/runvm-busybox:1"
 
@@ -23,27 +22,12 @@ class CtrTest(harness.EngineTest):
         self.roots = (f"/run/containerd/runc/{self.namespace}",)
         super().setUp()
         d = self.dir
-        self.socket = f"{d}/containerd.sock"
-        with open(f"{d}/containerd.toml", "w") as f:
-            f.write(f'''version = 2
-root = "{d}/containerd-root"
-state = "{d}/containerd-state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.aufs", "io.containerd.internal.v1.opt"]
-[grpc]
-  address = "{self.socket}"
-[ttrpc]
-  address = "{self.socket}.ttrpc"
-''')
-        self.daemon_log = open(f"{d}/containerd.log", "w")
-        self.daemon = subprocess.Popen(["containerd", "--config", f"{d}/containerd.toml"],
-                                       stdout=self.daemon_log, stderr=subprocess.STDOUT)
-        harness.wait_for("containerd's socket", lambda: os.path.exists(self.socket), 30)
-        self.ctr("images", "import", image.oci_archive(f"{d}/busybox.tar", IMAGE, ["sh"]))
+        self.containerd = Containerd(d)
+        self.containerd.import_images(self.namespace, ((IMAGE, ["sh"]),))
+        self.socket = self.containerd.socket
 
     def stop_engine(self):
-        if not hasattr(self, "daemon"):
+        if not hasattr(self, "containerd"):
             return
         try:
             for cid in self.ctr("containers", "ls", "-q", check=False).stdout.split():
@@ -51,13 +35,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.b
                 self.ctr("tasks", "delete", "-f", cid, check=False)
                 self.ctr("containers", "delete", cid, check=False)
         finally:
-            self.daemon.terminate()
-            try:
-                self.daemon.wait(30)
-            except subprocess.TimeoutExpired:
-                self.daemon.kill()
-                self.daemon.wait()
-            self.daemon_log.close()
+            self.containerd.stop()
             harness.sh("rmdir", self.roots[0], check=False)
 
     def ctr(self, *args, check=True, input=None):

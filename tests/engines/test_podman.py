@@ -1,7 +1,6 @@
 """podman 4.3 with runvm as its OCI runtime (containers.conf [engine.runtimes], --runtime), on
 conmon, with a private storage root; every command a podman user types for a container."""
 import os
-import subprocess
 import unittest
 
 import harness
