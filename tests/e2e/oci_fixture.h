@@ -23,6 +23,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
@@ -105,6 +106,21 @@ inline std::string ReadUntil(int fd, absl::string_view text) {
   return s;
 }
 
+// Whether `fd` reaches its end (EOF) within `timeout`, whatever it carries until then: what a
+// caller that reads a command's output to its end (go-runc, a shell's $(...)) waits for.
+inline bool EndsWithin(int fd, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  for (;;) {
+    const int64_t ms = absl::ToInt64Milliseconds(deadline - absl::Now());
+    pollfd p{fd, POLLIN, 0};
+    if (ms <= 0 || ::poll(&p, 1, static_cast<int>(ms)) <= 0) return false;
+    char buf[4096];
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n == 0) return true;
+    if (n < 0 && errno != EINTR && errno != EAGAIN) return false;
+  }
+}
+
 // The stdio an engine hands to `create`: the container's, as pipes the test holds the other
 // ends of.
 struct EngineIo {
@@ -136,8 +152,10 @@ class OciTest : public ::testing::Test {
     }
   }
 
+  // 64 hex digits, as podman, CRI-O and containerd's CRI plugin name their containers.
   std::string NewId() {
-    ids_.push_back(absl::StrCat("oci", ::getpid(), "-", ids_.size()));
+    ids_.push_back(absl::StrFormat("%016x%016x%032x", ::getpid(), ids_.size(),
+                                   absl::ToUnixNanos(absl::Now())));
     return ids_.back();
   }
 

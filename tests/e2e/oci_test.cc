@@ -187,6 +187,10 @@ TEST_F(OciTest, ATerminalThroughTheConsoleSocketWithItsSize) {
   ASSERT_OK_AND_ASSIGN(Fd listener, ListenUnix(socket));
   EngineIo io = Create({"create", "--bundle", bundle_.path, "--console-socket", socket, id});
   ASSERT_EQ(io.create.code, 0) << ReadFile(log_).value_or("");
+  // With a terminal the container keeps only the pty: create's own stdout and stderr end when
+  // create has exited, so a caller reading them to the end returns.
+  EXPECT_TRUE(EndsWithin(io.stdout_r.get(), absl::Seconds(10))) << "create's stdout stays open";
+  EXPECT_TRUE(EndsWithin(io.stderr_r.get(), absl::Seconds(10))) << "create's stderr stays open";
   Fd conn(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
   ASSERT_TRUE(conn.valid());
   ASSERT_OK_AND_ASSIGN(Fd master, ReceiveFd(conn.get()));
