@@ -83,6 +83,11 @@ TEST_F(OciTest, ExecTakesRuncsFurtherFlagsAndItsOwnFailuresExit255) {
   r = Runvm({"exec", "--preserve-fds", "2", id, "true"});
   EXPECT_EQ(r.code, 255);
   EXPECT_THAT(r.err, HasSubstr("--preserve-fds 2: the process runs in a VM"));
+  for (const char* flag : {"--process-label", "--apparmor"}) {
+    r = Runvm({"exec", flag, "some_label", id, "true"});
+    EXPECT_EQ(r.code, 255) << flag;
+    EXPECT_THAT(r.err, HasSubstr(absl::StrCat(flag, " some_label: the guest has no")));
+  }
   r = Runvm({"exec", "--additional-gids", "wheel", id, "true"});
   EXPECT_EQ(r.code, 255);
   EXPECT_THAT(r.err, HasSubstr("--additional-gids \"wheel\": not a numeric gid"));

@@ -7,6 +7,7 @@ The engine tests hold ctest's "engines" resource lock: one runs at a time, since
 runtime root (/run/containerd/runc/k8s.io) is fixed by containerd.
 """
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -82,6 +83,21 @@ def mounts_under(prefixes):
     return [m for m in points if any(m.startswith(p) for p in prefixes)]
 
 
+def container_cgroups():
+    """Host cgroup directories named for a container (a 64-hex id, podman's libpod-<id>): the
+    leaves runvm makes from cgroupsPath. Parents such as /k8s.io stay, as runc leaves them."""
+    found = set()
+    for top in ("/sys/fs/cgroup",):
+        for dirpath, dirnames, _ in os.walk(top):
+            if dirpath.count("/") > 7:
+                dirnames.clear()
+                continue
+            name = os.path.basename(dirpath)
+            if re.search(r"[0-9a-f]{64}", name):
+                found.add(dirpath)
+    return found
+
+
 class EngineTest(unittest.TestCase):
     """A temporary directory (under /tmp/runvm-test.*, which the suite's leak check watches), a
     runvm configuration for TCG guests, and a runvm command for the engine that loads it."""
@@ -109,6 +125,7 @@ class EngineTest(unittest.TestCase):
         os.chmod(self.runvm, 0o755)
         # A root shared with the rest of the host (podman's /run/runvm) is compared with what it
         # held before; one that was empty must be empty again, as runc leaves its own.
+        self.cgroups_before = container_cgroups()
         self.roots_before = {r: set(os.listdir(r)) if os.path.isdir(r) else set()
                              for r in self.roots}
 
@@ -146,6 +163,8 @@ class EngineTest(unittest.TestCase):
                 pass
         self.assertEqual(stray, [], f"processes of the test left behind: {stray}")
         self.assertEqual(mounts_under(roots + [self.dir]), [], "mounts left behind")
+        self.assertEqual(sorted(container_cgroups() - self.cgroups_before), [],
+                         "host cgroups of the test's containers left behind")
         for root in self.roots:
             left = set(os.listdir(root)) if os.path.isdir(root) else set()
             self.assertEqual(sorted(left - self.roots_before[root]), [],
