@@ -601,6 +601,18 @@ absl::StatusOr<Child> Containers::Create(const CreateRequest& req) {
   ASSIGN_OR_RETURN(const std::string cgroups_path,
                    ResolveCgroupsPath(spec.linux.cgroups_path, options_.systemd_cgroup));
   if (role.kind != PodRole::kMember) {
+    // Said, not silently dropped: the VM's network is its own loopback until the pod's
+    // namespace is carried into it.
+    auto net = std::find_if(spec.linux.namespaces.begin(), spec.linux.namespaces.end(),
+                            [](const oci::Namespace& ns) { return ns.type == "network"; });
+    if (net == spec.linux.namespaces.end()) {
+      LogWarning(absl::StrCat("container ", req.id,
+                              ": its spec shares the host's network namespace, which a VM cannot;"
+                              " it has the VM's loopback only"));
+    } else if (!net->path.empty()) {
+      LogWarning(absl::StrCat("container ", req.id, ": its network namespace ", net->path,
+                              " is not carried into the VM yet; it has the VM's loopback only"));
+    }
     RETURN_IF_ERROR(MapNamespaces(role, 0, spec.linux.namespaces));
   }
 
