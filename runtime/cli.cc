@@ -347,6 +347,7 @@ int RunOci(const GlobalFlags& g, const std::string& verb, const OciCommand& c) {
                                                     .console_socket = c.console_socket,
                                                     .detach = !foreground});
     if (!shim.ok()) return Fail(shim.status().message());
+    LogDebug(absl::StrCat(verb, " ", c.id, ": created, shim ", shim->pid()));
     if (verb == "create") {
       shim->Release();
       return 0;
