@@ -10,7 +10,7 @@
 //                                across domains, so there QEMU goes whole to the sandbox's).
 //
 //   ASSIGN_OR_RETURN(HostCgroups cg, HostCgroups::Detect());
-//   ASSIGN_OR_RETURN(std::string path, ResolveCgroupsPath(spec.linux.cgroups_path, systemd, id));
+//   ASSIGN_OR_RETURN(std::string path, ResolveCgroupsPath(spec.linux.cgroups_path, systemd));
 //   std::vector<std::string> made = cg.Missing(path);  // recorded first, removed on delete
 //   RETURN_IF_ERROR(cg.Create(path));
 //   RETURN_IF_ERROR(cg.Join(path, ::getpid()));   // what this process starts is born there
