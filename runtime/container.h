@@ -33,6 +33,7 @@
 #include "proto/agent_protocol.h"
 #include "proto/oci_spec.h"
 #include "runtime/config_loader.h"
+#include "runtime/exec_spec.h"
 
 namespace runvm {
 
@@ -107,21 +108,6 @@ struct CreateRequest {
 
 // runvm exec: the process comes from `process_json` (an OCI process object, as engines pass with
 // --process) or from the container's own with `args` and the overrides.
-struct ExecRequest {
-  std::string id;
-  std::string process_json;
-  std::vector<std::string> args;
-  bool tty = false;
-  std::string cwd;
-  std::vector<std::string> env;              // added to the container's
-  std::string user;                          // uid[:gid]
-  std::vector<std::string> additional_gids;  // --additional-gids, numbers
-  std::vector<std::string> caps;             // added to every capability set
-  bool no_new_privs = false;
-  std::string pid_file;
-  std::string console_socket;
-  bool detach = false;
-};
 
 struct ContainersOptions {
   std::string root = "/run/runvm";
