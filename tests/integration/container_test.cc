@@ -238,6 +238,13 @@ class AgentContainerTest : public ContainerTest {
                                                  .spec_json = oci::SpecToJson(spec_),
                                                  .stdio_port = "io-c1"})});
   }
+  // An exec of `spec`'s process into c1, as "c1/e1" on the exec's port.
+  agent_proto::Message Exec(const oci::Spec& spec) {
+    return Ask({.type = agent_proto::kExecProcess,
+                .id = 9,
+                .fields = agent_proto::ToFields(agent_proto::CreateContainer{
+                    .id = "c1/e1", .spec_json = oci::SpecToJson(spec), .stdio_port = "io-c1-e1"})});
+  }
   agent_proto::Message Ref(const char* type) {
     return Ask(
         {.type = type, .id = 2, .fields = agent_proto::ToFields(agent_proto::ContainerRef{"c1"})});
@@ -420,11 +427,7 @@ TEST_F(AgentContainerTest, AnExecRunsInTheContainersNamespacesWithItsOwnProcessS
   for (oci::Namespace& ns : exec_spec.linux.namespaces) {
     if (ns.type != "pid" && ns.type != "mount") ns.path = "/proc/999999999/ns/" + ns.type;
   }
-  agent_proto::Message m =
-      Ask({.type = agent_proto::kExecProcess,
-           .id = 9,
-           .fields = agent_proto::ToFields(agent_proto::CreateContainer{
-               .id = "c1/e1", .spec_json = oci::SpecToJson(exec_spec), .stdio_port = "io-c1-e1"})});
+  agent_proto::Message m = Exec(exec_spec);
   ASSERT_EQ(m.type, agent_proto::kExecProcess) << m.fields.dump();
   Io io = ReadUntilExit(exec_shim_.get());
   EXPECT_EQ(io.out, "in-the-container 1000 /bin from-exec init=1\n") << io.err;
@@ -565,11 +568,7 @@ TEST_F(CgroupContainerTest, WithoutACgroupNamespaceInTheSpecTheContainerStillGet
   EXPECT_EQ(Ref(agent_proto::kStartContainer).type, agent_proto::kStartContainer);
   oci::Spec exec_spec = spec_;
   exec_spec.process.args = {"grep", "^0::", "/proc/self/cgroup"};
-  agent_proto::Message m =
-      Ask({.type = agent_proto::kExecProcess,
-           .id = 9,
-           .fields = agent_proto::ToFields(agent_proto::CreateContainer{
-               .id = "c1/e1", .spec_json = oci::SpecToJson(exec_spec), .stdio_port = "io-c1-e1"})});
+  agent_proto::Message m = Exec(exec_spec);
   ASSERT_EQ(m.type, agent_proto::kExecProcess) << m.fields.dump();
   EXPECT_EQ(ReadUntilExit(exec_shim_.get()).out, "0::/\n");
   EXPECT_EQ(Ref(agent_proto::kDestroy).type, agent_proto::kDestroy);
