@@ -254,8 +254,24 @@ std::string TtyName(uint64_t tty_nr) {
   return tty_nr == 0 ? "" : absl::StrCat(major, ",", minor);
 }
 
+// What turns /proc/<pid>/stat's clock ticks into times: read once per listing.
+struct Clock {
+  int64_t hz = 100;  // ticks per second
+  int64_t boot = 0;  // the boot time, seconds since the epoch (/proc/stat btime)
+};
+
+Clock ReadClock() {
+  Clock c{.hz = std::max<long>(::sysconf(_SC_CLK_TCK), 1)};
+  if (absl::StatusOr<std::string> all = ReadFile("/proc/stat", 1 << 16); all.ok()) {
+    for (absl::string_view line : absl::StrSplit(*all, '\n')) {
+      if (absl::ConsumePrefix(&line, "btime ")) (void)absl::SimpleAtoi(line, &c.boot);
+    }
+  }
+  return c;
+}
+
 // What ps -ef shows of a process, from /proc (a process that has gone keeps the defaults).
-agent_proto::ProcessEntry DescribeProcess(pid_t pid) {
+agent_proto::ProcessEntry DescribeProcess(pid_t pid, const Clock& clock) {
   agent_proto::ProcessEntry e{.pid = pid, .command = CommandOf(pid)};
   absl::StatusOr<std::string> stat = ReadFile(absl::StrCat("/proc/", pid, "/stat"), 4096);
   const size_t paren = stat.ok() ? stat->rfind(')') : std::string::npos;
@@ -267,17 +283,10 @@ agent_proto::ProcessEntry DescribeProcess(pid_t pid) {
       uint64_t v = 0;
       return n - 3 < f.size() && absl::SimpleAtoi(f[n - 3], &v) ? v : 0;
     };
-    const int64_t hz = std::max<long>(::sysconf(_SC_CLK_TCK), 1);
     e.ppid = static_cast<int64_t>(field(4));
     e.tty = TtyName(field(7));
-    e.cpu_seconds = static_cast<int64_t>((field(14) + field(15)) / hz);
-    int64_t boot = 0;
-    if (absl::StatusOr<std::string> all = ReadFile("/proc/stat", 1 << 16); all.ok()) {
-      for (absl::string_view line : absl::StrSplit(*all, '\n')) {
-        if (absl::ConsumePrefix(&line, "btime ")) (void)absl::SimpleAtoi(line, &boot);
-      }
-    }
-    e.start_unix = boot + static_cast<int64_t>(field(22)) / hz;
+    e.cpu_seconds = static_cast<int64_t>(field(14) + field(15)) / clock.hz;
+    e.start_unix = clock.boot + static_cast<int64_t>(field(22)) / clock.hz;
   }
   if (absl::StatusOr<std::string> status = ReadFile(absl::StrCat("/proc/", pid, "/status"), 8192);
       status.ok()) {
@@ -522,7 +531,8 @@ Message Agent::HandleContainer(const Message& request) {
     absl::StatusOr<std::vector<pid_t>> pids = PidsInNamespaceOf(rc->pid());
     if (!pids.ok()) return ErrorReply(request, pids.status().message());
     ProcessList list;
-    for (pid_t pid : *pids) list.processes.push_back(DescribeProcess(pid));
+    const Clock clock = ReadClock();
+    for (pid_t pid : *pids) list.processes.push_back(DescribeProcess(pid, clock));
     return {.type = kProcesses, .id = request.id, .fields = ToFields(list)};
   }
   if (request.type == kStartContainer || request.type == kDestroy) {

@@ -179,7 +179,7 @@ struct ProcessEntry {
   std::string command;
   // What `ps -ef` shows of it (absent from an older agent: the defaults).
   int64_t uid = 0;
-  int64_t ppid = 0;         // 0 for the container's init, whose parent is outside it
+  int64_t ppid = 0;         // the parent's guest pid (the init's is the agent's)
   int64_t start_unix = 0;   // when it started, seconds since the epoch (the guest's clock)
   int64_t cpu_seconds = 0;  // user + system time
   std::string tty;          // "pts/0", or empty for none

@@ -14,7 +14,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "engines"))
-from containerd import BUSYBOX, Containerd  # noqa: E402
+from containerd import BUSYBOX, Containerd, write_bridge_network  # noqa: E402
 from cri_client import Cri  # noqa: E402
 
 
@@ -25,12 +25,7 @@ def main():
     daemon = None
     try:
         subprocess.run(["ip", "netns", "add", netns], check=True)
-        os.makedirs(f"{work}/cni")
-        with open(f"{work}/cni/10-main.conflist", "w") as f:
-            f.write('{"cniVersion": "0.4.0", "name": "runvm-main", "plugins": [{"type": "bridge",'
-                    ' "bridge": "runvm-main0", "isGateway": true, "ipMasq": false, "ipam":'
-                    ' {"type": "host-local", "ranges": [[{"subnet": "10.98.0.0/24"}]],'
-                    f' "dataDir": "{work}/ipam"}}}}]}}\n')
+        write_bridge_network(f"{work}/cni", "runvm-main", "10.98.0.0/24", f"{work}/ipam")
         daemon = Containerd(work, handlers={"runvm": runvm}, cni_dir=f"{work}/cni", netns=netns)
         daemon.import_images("k8s.io")
         sock = daemon.socket

@@ -2,6 +2,7 @@
 root, state and sockets under a work directory, optionally with the CRI plugin (runtime
 handlers of type io.containerd.runc.v2, each naming its BinaryName) and a CNI configuration,
 optionally inside a network namespace (so that a CNI bridge exists only there)."""
+import json
 import os
 import subprocess
 import time
@@ -9,6 +10,18 @@ import time
 import image
 
 BUSYBOX, PAUSE = "localhost/runvm-busybox:1", "localhost/runvm-pause:1"
+
+
+def write_bridge_network(conf_dir, name, subnet, ipam_dir):
+    """A CNI configuration for a bridge (made in the daemon's network namespace) with host-local
+    addresses from `subnet` ("10.99.0.0/24") and a default route through the bridge."""
+    os.makedirs(conf_dir, exist_ok=True)
+    network = {"cniVersion": "0.4.0", "name": name, "plugins": [{
+        "type": "bridge", "bridge": f"{name}0"[:15], "isGateway": True, "ipMasq": False,
+        "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet}]],
+                 "routes": [{"dst": "0.0.0.0/0"}], "dataDir": ipam_dir}}]}
+    with open(f"{conf_dir}/10-{name}.conflist", "w") as f:
+        json.dump(network, f)
 
 
 class Containerd:
