@@ -19,7 +19,7 @@ from cri_client import Cri  # noqa: E402
 
 
 def main():
-    runvm = sys.argv[1]
+    runvm = os.path.abspath(sys.argv[1])
     work = tempfile.mkdtemp(prefix="runvm-main.cri.", dir="/tmp")
     netns = f"runvm-main-{os.getpid()}"
     daemon = None
