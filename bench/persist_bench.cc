@@ -19,7 +19,7 @@
 #include "hypervisor/qmp/client.h"
 #include "nlohmann/json.hpp"
 #include "persist/store.h"
-#include "runtime/sandbox.h"
+#include "runtime/sandbox/store.h"
 
 namespace {
 

@@ -2,7 +2,8 @@
 """Fails when a layer includes a header from a layer it may not depend on.
 
 Layers point one way: base <- proto <- persist <- devices <- hypervisor <- runtime; agent uses
-only base and proto; hypervisor/qmp uses only base. Headers are included by their path from the
+only base and proto; hypervisor/qmp uses only base. Inside runtime the rooms point one way too:
+config <- sandbox <- host <- oci <- cli (runtime/README.md). Headers are included by their path from the
 repository root ("base/fd.h"), so the first path components name the layer. Tests and benchmarks
 may include anything; no library code may include tests/.
 
@@ -28,6 +29,11 @@ ALLOWED = {
                 "hypervisor", "runtime"},
     "agent": {"base", "proto", "agent"},
 }
+# runtime's rooms, each above those before it.
+RUNTIME_ROOMS = ["config", "sandbox", "host", "oci", "cli"]
+for i, room in enumerate(RUNTIME_ROOMS):
+    ALLOWED["runtime/" + room] = (ALLOWED["runtime"] - {"runtime"}) | {
+        "runtime/" + r for r in RUNTIME_ROOMS[:i + 1]}
 KNOWN = set(ALLOWED) | {"tests", "bench", "guest"}
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 SOURCE_EXT = (".h", ".hh", ".hpp", ".cc", ".cpp", ".c", ".in")
@@ -36,6 +42,8 @@ SOURCE_EXT = (".h", ".hh", ".hpp", ".cc", ".cpp", ".c", ".in")
 def layer_of(path):
     """The layer a repository-relative path belongs to, or None."""
     parts = path.split("/")
+    if len(parts) > 2 and parts[0] == "runtime" and parts[1] in RUNTIME_ROOMS:
+        return "runtime/" + parts[1]
     if len(parts) >= 2 and parts[0] == "hypervisor" and parts[1] in ("qmp", "qemu") and \
             len(parts) > 2:
         return "hypervisor/" + parts[1]
@@ -78,20 +86,25 @@ def self_test():
                 f.write(text)
         write("base/ok.h", '#include "base/other.h"\n')
         write("runtime/ok.cc", '#include "hypervisor/qemu/x.h"\n#include "proto/c.h"\n')
-        write("tests/unit/x_test.cc", '#include "runtime/cli.h"\n')
+        write("tests/unit/x_test.cc", '#include "runtime/cli/cli.h"\n')
         assert check(d) == [], check(d)
-        write("base/bad.cc", '#include "base/ok.h"\n#include "runtime/cli.h"\n')
+        write("base/bad.cc", '#include "base/ok.h"\n#include "runtime/cli/cli.h"\n')
         write("agent/bad.cc", '#include "hypervisor/qmp/client.h"\n')
         write("hypervisor/qmp/bad.cc", '#include "proto/config.h"\n')
         write("proto/bad.h", '#include "tests/testing/x.h"\n')
+        write("runtime/sandbox/bad.cc", '#include "runtime/config/loader.h"\n'
+              '#include "runtime/oci/containers.h"\n')
         got = sorted(check(d))
         want = sorted([
             "agent/bad.cc:1: layer 'agent' may not include \"hypervisor/qmp/client.h\" "
             "(layer 'hypervisor/qmp')",
-            "base/bad.cc:2: layer 'base' may not include \"runtime/cli.h\" (layer 'runtime')",
+            "base/bad.cc:2: layer 'base' may not include \"runtime/cli/cli.h\" "
+            "(layer 'runtime/cli')",
             "hypervisor/qmp/bad.cc:1: layer 'hypervisor/qmp' may not include \"proto/config.h\" "
             "(layer 'proto')",
             "proto/bad.h:1: layer 'proto' may not include \"tests/testing/x.h\" (layer 'tests')",
+            "runtime/sandbox/bad.cc:2: layer 'runtime/sandbox' may not include "
+            "\"runtime/oci/containers.h\" (layer 'runtime/oci')",
         ])
         assert got == want, "\n".join(got)
     print("layering self-test: violations detected as expected")

@@ -5,7 +5,7 @@
 //   VmSpec spec{.config = loaded.config.hypervisor, .sandbox_id = id, .accelerator = "tcg",
 //               .host_memory_mib = HostMemoryMib()};
 //   ASSIGN_OR_RETURN(RunningVm vm, StartVm(spec));    // persisted by the caller
-//   // the guest is up once its agent answers on vm.agent_socket() (runtime/agent_client.h)
+//   // the guest is up once its agent answers on vm.agent_socket() (runtime/sandbox/agent_client.h)
 //   ...
 //   RETURN_IF_ERROR(StopVm(vm));                      // also fine when already stopped
 //

@@ -19,7 +19,7 @@
 #include "base/process.h"
 #include "base/unix_socket.h"
 #include "gtest/gtest.h"
-#include "runtime/agent_client.h"
+#include "runtime/sandbox/agent_client.h"
 #include "tests/testing/guest_shell.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"

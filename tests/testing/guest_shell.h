@@ -7,7 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "runtime/agent_client.h"
+#include "runtime/sandbox/agent_client.h"
 
 namespace runvm::testing {
 

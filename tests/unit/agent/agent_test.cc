@@ -10,7 +10,7 @@
 #include "base/fd.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "runtime/agent_client.h"
+#include "runtime/sandbox/agent_client.h"
 #include "tests/testing/status_matchers.h"
 #include "tests/testing/temp_dir.h"
 

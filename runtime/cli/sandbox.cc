@@ -1,0 +1,166 @@
+#include "runtime/cli/sandbox.h"
+
+#include <cstdlib>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/time.h"
+#include "base/log.h"
+#include "base/status.h"
+#include "hypervisor/qemu/vm_record.h"
+#include "nlohmann/json.hpp"
+#include "runtime/host/check.h"
+#include "runtime/sandbox/store.h"
+
+namespace runvm {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+absl::StatusOr<absl::Duration> LockWait() {
+  const char* text = std::getenv("RUNVM_LOCK_WAIT");
+  if (text == nullptr || *text == '\0') return absl::Seconds(30);
+  absl::Duration d;
+  if (!absl::ParseDuration(text, &d) || d < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("RUNVM_LOCK_WAIT=\"", text, "\" is not a duration such as 500ms or 30s"));
+  }
+  return d;
+}
+
+absl::Status Create(SandboxStore& store, const SandboxCommand& c,
+                    const std::function<absl::StatusOr<LoadedConfig>()>& load) {
+  RETURN_IF_ERROR(ValidateSandboxId(c.id));
+  ASSIGN_OR_RETURN(LoadedConfig loaded, load());
+  std::vector<std::string> problems = CheckConfigFiles(loaded);
+  if (!problems.empty()) return absl::FailedPreconditionError(problems.front());
+  ASSIGN_OR_RETURN(Accelerator accel, ResolveAccelerator(loaded.config.hypervisor));
+  LogDebug(absl::StrCat("sandbox ", c.id, ": accelerator ", accel.how));
+  ASSIGN_OR_RETURN(int64_t host_memory, qemu::HostMemoryMib());
+  return store.Create({.config = loaded.config.hypervisor,
+                       .sandbox_id = c.id,
+                       .accelerator = accel.name,
+                       .host_memory_mib = host_memory},
+                      c.wait_guest);
+}
+
+// Plugs what the command asks for; prints the device(s).
+absl::Status Plug(SandboxStore& store, const SandboxCommand& c) {
+  ASSIGN_OR_RETURN(std::unique_ptr<Sandbox> sandbox, store.Open(c.id, "hotplug"));
+  ASSIGN_OR_RETURN(qemu::Hotplug * hp, sandbox->hotplug());
+  Json out = Json::array();
+  auto print = [&](const qemu::PluggedDevice& d) {
+    out.push_back(Json::parse(qemu::DeviceToJson(d).dump()));
+  };
+  absl::Status result;
+  if (c.kind == "disk") {
+    absl::StatusOr<qemu::PluggedDevice> d =
+        hp->AddDisk({.path = c.path, .read_only = c.read_only, .driver = c.driver});
+    if (d.ok()) print(*d);
+    result = d.status();
+  } else if (c.kind == "nic") {
+    absl::StatusOr<qemu::PluggedDevice> d =
+        hp->AddNic({.tap_name = c.tap, .netns = c.netns, .mac = c.mac, .queues = c.queues});
+    if (d.ok()) print(*d);
+    result = d.status();
+  } else if (c.kind == "vfio") {
+    absl::StatusOr<std::vector<qemu::PluggedDevice>> ds = hp->AddVfio(c.path);
+    if (ds.ok()) {
+      for (const qemu::PluggedDevice& d : *ds) print(d);
+    }
+    result = ds.status();
+  } else if (c.kind == "cpus") {
+    absl::StatusOr<qemu::VcpuResult> r = hp->AddVcpus(static_cast<int>(c.amount));
+    if (r.ok()) {
+      if (!r->warning.empty()) LogWarning(r->warning);
+      for (const std::string& id : r->ids) print(*sandbox->record().vm->hotplug.Find(id));
+    }
+    result = r.status();
+  } else if (c.kind == "memory") {
+    absl::StatusOr<qemu::MemoryResult> r = hp->AddMemory(c.amount);
+    if (r.ok()) print(*sandbox->record().vm->hotplug.Find(r->device_id));
+    result = r.status();
+  } else {
+    return absl::InvalidArgumentError(absl::StrCat("plug: unknown kind \"", c.kind, "\""));
+  }
+  // The record is saved also after a failure: a partial vCPU plug or a pending intent is real.
+  result.Update(sandbox->Save());
+  RETURN_IF_ERROR(result);
+  std::cout << out.dump(2) << "\n";
+  return absl::OkStatus();
+}
+
+Json ViewToJson(const SandboxView& v) {
+  Json j = {{"id", v.id}, {"status", v.status}};
+  if (!v.detail.empty()) j["detail"] = v.detail;
+  if (!v.record) return j;
+  const SandboxRecord& r = *v.record;
+  j["created"] = r.created;
+  if (r.vm) {
+    j["pid"] = r.vm->qemu.pid;
+    Json devices = Json::array();
+    for (const qemu::PluggedDevice& d : r.vm->hotplug.devices) {
+      devices.push_back(Json::parse(qemu::DeviceToJson(d).dump()));
+    }
+    j["devices"] = std::move(devices);
+  }
+  j["record"] = Json::parse(SandboxToJson(r).dump());
+  return j;
+}
+
+void PrintTable(const std::vector<SandboxView>& views) {
+  std::string out = absl::StrCat(absl::StrFormat("%-24s %-10s %-8s %-8s %-32s %s\n", "ID", "STATUS",
+                                                 "PID", "DEVICES", "CREATED", "DETAIL"));
+  for (const SandboxView& v : views) {
+    std::string pid = "0", devices = "0", created;
+    if (v.record) {
+      created = v.record->created;
+      if (v.record->vm) {
+        pid = absl::StrCat(v.record->vm->qemu.pid);
+        devices = absl::StrCat(v.record->vm->hotplug.devices.size());
+      }
+    }
+    absl::StrAppend(&out, absl::StrFormat("%-24s %-10s %-8s %-8s %-32s %s\n", v.id, v.status, pid,
+                                          devices, created, v.detail));
+  }
+  std::cout << out;
+}
+
+}  // namespace
+
+absl::Status RunSandboxCommand(const SandboxCommand& c, const std::string& root,
+                               const std::function<absl::StatusOr<LoadedConfig>()>& load) {
+  ASSIGN_OR_RETURN(absl::Duration lock_wait, LockWait());
+  SandboxStore store({.root = root, .lock_wait = lock_wait});
+  if (c.verb == "create") return Create(store, c, load);
+  if (c.verb == "plug") return Plug(store, c);
+  if (c.verb == "unplug") {
+    ASSIGN_OR_RETURN(std::unique_ptr<Sandbox> sandbox, store.Open(c.id, "unplug"));
+    ASSIGN_OR_RETURN(qemu::Hotplug * hp, sandbox->hotplug());
+    absl::Status result = hp->Remove(c.device);
+    result.Update(sandbox->Save());
+    return result;
+  }
+  if (c.verb == "stop") return store.Stop(c.id);
+  if (c.verb == "delete") return store.Delete(c.id, c.force);
+  if (c.verb == "state") {
+    ASSIGN_OR_RETURN(SandboxView view, store.State(c.id));
+    std::cout << ViewToJson(view).dump(2) << "\n";
+    return absl::OkStatus();
+  }
+  if (c.verb == "list") {
+    ASSIGN_OR_RETURN(std::vector<SandboxView> views, store.List());
+    if (c.format == "json") {
+      Json all = Json::array();
+      for (const SandboxView& v : views) all.push_back(ViewToJson(v));
+      std::cout << all.dump(2) << "\n";
+    } else {
+      PrintTable(views);
+    }
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat("sandbox: unknown verb \"", c.verb, "\""));
+}
+
+}  // namespace runvm
