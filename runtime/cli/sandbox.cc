@@ -10,7 +10,7 @@
 #include "base/status.h"
 #include "hypervisor/qemu/vm_record.h"
 #include "nlohmann/json.hpp"
-#include "runtime/host/check.h"
+#include "runtime/sandbox/boot.h"
 #include "runtime/sandbox/store.h"
 
 namespace runvm {
@@ -33,16 +33,7 @@ absl::Status Create(SandboxStore& store, const SandboxCommand& c,
                     const std::function<absl::StatusOr<LoadedConfig>()>& load) {
   RETURN_IF_ERROR(ValidateSandboxId(c.id));
   ASSIGN_OR_RETURN(LoadedConfig loaded, load());
-  std::vector<std::string> problems = CheckConfigFiles(loaded);
-  if (!problems.empty()) return absl::FailedPreconditionError(problems.front());
-  ASSIGN_OR_RETURN(Accelerator accel, ResolveAccelerator(loaded.config.hypervisor));
-  LogDebug(absl::StrCat("sandbox ", c.id, ": accelerator ", accel.how));
-  ASSIGN_OR_RETURN(int64_t host_memory, qemu::HostMemoryMib());
-  return store.Create({.config = loaded.config.hypervisor,
-                       .sandbox_id = c.id,
-                       .accelerator = accel.name,
-                       .host_memory_mib = host_memory},
-                      c.wait_guest);
+  return BootSandbox(store, c.id, loaded, c.wait_guest);
 }
 
 // Plugs what the command asks for; prints the device(s).

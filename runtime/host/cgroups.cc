@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <filesystem>
 #include <set>
@@ -116,7 +117,7 @@ absl::StatusOr<HostCgroups> HostCgroups::Detect(const std::string& mountinfo) {
   return out;
 }
 
-std::vector<std::string> HostCgroups::Missing(const std::string& path) const {
+std::vector<std::string> HostCgroups::ToMake(const std::string& path) const {
   std::vector<std::string> out;
   for (const std::string& p : Prefixes(path)) {
     for (const std::string& d : dirs_) {
@@ -209,6 +210,59 @@ absl::Status HostCgroups::Remove(const std::vector<std::string>& made,
     }
   }
   return absl::OkStatus();
+}
+
+namespace {
+std::string ParentOf(const std::string& path) { return path.substr(0, path.rfind('/')); }
+std::string BaseOf(const std::string& path) { return path.substr(path.rfind('/') + 1); }
+
+void AddToMake(const HostCgroups& cg, const std::string& cgroup, Placement& p) {
+  for (std::string& m : cg.ToMake(cgroup)) {
+    if (std::find(p.to_make.begin(), p.to_make.end(), m) == p.to_make.end()) {
+      p.to_make.push_back(std::move(m));
+    }
+  }
+}
+}  // namespace
+
+Placement PlaceSandboxOwner(const HostCgroups& cg, const std::string& cgroups_path,
+                            const std::string& id, bool sandbox_cgroup_only) {
+  Placement p{.sandbox_cgroup_only = sandbox_cgroup_only};
+  if (sandbox_cgroup_only) {
+    p.cgroup = p.vmm = ParentOf(cgroups_path) + "/runvm_" + id;
+  } else {
+    p.cgroup = ParentOf(cgroups_path) + "/runvm_" + BaseOf(cgroups_path);
+    p.vmm = cg.unified() ? p.cgroup : "/runvm_overhead/" + id;
+  }
+  AddToMake(cg, p.vmm, p);
+  AddToMake(cg, p.cgroup, p);
+  return p;
+}
+
+Placement PlaceMember(const HostCgroups& cg, const std::string& cgroups_path) {
+  Placement p{.cgroup = ParentOf(cgroups_path) + "/runvm_" + BaseOf(cgroups_path)};
+  AddToMake(cg, p.cgroup, p);
+  return p;
+}
+
+absl::Status JoinHostCgroup(const std::string& cgroup, pid_t pid) {
+  if (cgroup.empty()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(HostCgroups cg, HostCgroups::Detect());
+  return cg.Join(cgroup, pid);
+}
+
+absl::Status PlaceVcpus(const std::string& cgroup, const std::vector<int>& threads) {
+  if (cgroup.empty()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(HostCgroups cg, HostCgroups::Detect());
+  if (cg.unified()) return absl::OkStatus();
+  for (int tid : threads) RETURN_IF_ERROR(cg.JoinThread(cgroup, tid));
+  return absl::OkStatus();
+}
+
+absl::Status RemoveHostCgroups(const std::vector<std::string>& made) {
+  if (made.empty()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(HostCgroups cg, HostCgroups::Detect());
+  return cg.Remove(made);
 }
 
 }  // namespace runvm

@@ -11,7 +11,7 @@
 //
 //   ASSIGN_OR_RETURN(HostCgroups cg, HostCgroups::Detect());
 //   ASSIGN_OR_RETURN(std::string path, ResolveCgroupsPath(spec.linux.cgroups_path, systemd));
-//   std::vector<std::string> made = cg.Missing(path);  // recorded first, removed on delete
+//   std::vector<std::string> made = cg.ToMake(path);  // recorded first, removed on delete
 //   RETURN_IF_ERROR(cg.Create(path));
 //   RETURN_IF_ERROR(cg.Join(path, ::getpid()));   // what this process starts is born there
 //
@@ -47,7 +47,7 @@ class HostCgroups {
   const std::vector<std::string>& hierarchies() const { return dirs_; }
 
   // The cgroups Create(path) would make: `path` and its parents that do not exist, parents first.
-  std::vector<std::string> Missing(const std::string& path) const;
+  std::vector<std::string> ToMake(const std::string& path) const;
   // Makes `path` (absolute in cgroup terms, "/kubepods/pod1/runvm_p1") and its parents in every
   // hierarchy. Existing is fine.
   absl::Status Create(const std::string& path) const;
@@ -55,7 +55,7 @@ class HostCgroups {
   absl::Status Join(const std::string& path, pid_t pid) const;
   // Moves one thread (v1 only; Unimplemented under unified).
   absl::Status JoinThread(const std::string& path, pid_t tid) const;
-  // Removes the cgroups Missing named, deepest first. One that is gone already is fine; one that
+  // Removes the cgroups ToMake named, deepest first. One that is gone already is fine; one that
   // holds another container's cgroup stays (it is shared now); one whose processes do not leave
   // within seconds is an error naming the directory and the pids.
   absl::Status Remove(const std::vector<std::string>& made,
@@ -66,6 +66,30 @@ class HostCgroups {
   std::vector<std::string> dirs_;
   std::vector<bool> cpuset_;  // per hierarchy: holds the cpuset controller
 };
+
+// Where a container's host processes go, decided from its resolved cgroupsPath before anything
+// is made; the caller records it (to_make first), then makes the cgroups.
+struct Placement {
+  std::string cgroup;  // the container's: its shims; for the VM's owner also the pod's vCPUs (v1)
+                       // or the whole VMM
+  std::string vmm;     // where QEMU and its helpers go (the VM's owner only)
+  bool sandbox_cgroup_only = false;
+  std::vector<std::string> to_make;  // cgroups that do not exist yet, parents first
+};
+// The container that owns the VM: with sandbox_cgroup_only everything in
+// <parent>/runvm_<id>; otherwise the pod in <parent>/runvm_<name> and, under v1, the VMM outside
+// it in /runvm_overhead/<id> (only the vCPU threads join the pod's cgroup: PlaceVcpus).
+Placement PlaceSandboxOwner(const HostCgroups& cg, const std::string& cgroups_path,
+                            const std::string& id, bool sandbox_cgroup_only);
+// A pod member with a cgroup of its own: <parent>/runvm_<name>.
+Placement PlaceMember(const HostCgroups& cg, const std::string& cgroups_path);
+
+// Puts process `pid` into `cgroup` (nothing for "").
+absl::Status JoinHostCgroup(const std::string& cgroup, pid_t pid);
+// Puts the VM's vCPU threads into `cgroup` under v1 (nothing under v2, which cannot split them).
+absl::Status PlaceVcpus(const std::string& cgroup, const std::vector<int>& threads);
+// Removes the cgroups a container made (its processes have ended); nothing for none.
+absl::Status RemoveHostCgroups(const std::vector<std::string>& made);
 
 }  // namespace runvm
 

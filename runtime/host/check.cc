@@ -1,7 +1,5 @@
 #include "runtime/host/check.h"
 
-#include "runtime/sandbox/agent_client.h"
-
 #include <unistd.h>
 
 #include "absl/strings/str_cat.h"
@@ -12,6 +10,8 @@
 #include "base/process.h"
 #include "hypervisor/qemu/accel_probe.h"
 #include "hypervisor/qemu/vm.h"
+#include "runtime/sandbox/agent_client.h"
+#include "runtime/sandbox/boot.h"
 
 namespace runvm {
 namespace {
@@ -54,19 +54,6 @@ std::string CgroupLayout(const std::string& root) {
 }
 
 }  // namespace
-
-absl::StatusOr<Accelerator> ResolveAccelerator(const config::QemuConfig& q,
-                                               const HostPaths& paths) {
-  if (q.accelerator == "tcg") return Accelerator{"tcg", "TCG (configured: accelerator = \"tcg\")"};
-  qemu::AccelProbe probe =
-      qemu::ProbeKvm({.qemu = q.path, .kernel = q.kernel, .kvm_device = paths.kvm});
-  if (probe.kvm_usable) return Accelerator{"kvm", absl::StrCat("KVM: ", probe.reason)};
-  if (q.accelerator == "kvm") {
-    return absl::FailedPreconditionError(
-        absl::StrCat("accelerator = \"kvm\" but KVM is unusable: ", probe.reason));
-  }
-  return Accelerator{"tcg", absl::StrCat("TCG selected: KVM is unusable: ", probe.reason)};
-}
 
 // Boots a throwaway VM with the configuration and reports how long its guest took.
 CheckResult BootCheck(const LoadedConfig& loaded, const std::string& accelerator,
@@ -129,7 +116,7 @@ std::vector<CheckResult> CheckHost(const LoadedConfig& loaded, const HostPaths& 
   }
 
   std::string accelerator = "tcg";
-  absl::StatusOr<Accelerator> accel = ResolveAccelerator(q, paths);
+  absl::StatusOr<Accelerator> accel = ResolveAccelerator(q, paths.kvm);
   if (accel.ok()) {
     out.push_back({CheckLevel::kOk, "accelerator", accel->how});
     accelerator = accel->name;

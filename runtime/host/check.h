@@ -6,10 +6,9 @@
 #define RUNVM_RUNTIME_HOST_CHECK_H_
 
 #include <string>
-
 #include <vector>
-#include "absl/status/statusor.h"
 
+#include "absl/status/statusor.h"
 #include "hypervisor/qemu/vm.h"
 #include "runtime/config/loader.h"
 
@@ -35,15 +34,6 @@ struct CheckOptions {
   bool boot = false;
   std::string socket_base = qemu::kDefaultSocketBase;
 };
-
-// The accelerator a sandbox gets: "tcg" when configured so; otherwise "kvm" when the KVM probe
-// boots the guest kernel, else "tcg" (or, with accelerator = "kvm", an error). `how` says why.
-struct Accelerator {
-  std::string name;  // "kvm" or "tcg"
-  std::string how;
-};
-absl::StatusOr<Accelerator> ResolveAccelerator(const config::QemuConfig& q,
-                                               const HostPaths& paths = {});
 
 std::vector<CheckResult> CheckHost(const LoadedConfig& loaded, const HostPaths& paths = {},
                                    const CheckOptions& options = {});

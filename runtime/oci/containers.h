@@ -20,83 +20,22 @@
 #define RUNVM_RUNTIME_OCI_CONTAINERS_H_
 
 #include <functional>
-#include <map>
-#include <optional>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "base/process.h"
-#include "base/process_identity.h"
-#include "nlohmann/json_fwd.hpp"
 #include "proto/agent_protocol.h"
 #include "proto/oci_spec.h"
 #include "runtime/config/loader.h"
 #include "runtime/oci/exec_spec.h"
+#include "runtime/oci/record.h"
 
 namespace runvm {
 
-inline constexpr char kContainerFormat[] = "runvm.container";
-inline constexpr int kContainerVersion = 1;
-
-// OCI statuses (runtime-spec "state").
-inline constexpr char kOciCreating[] = "creating";
-inline constexpr char kOciCreated[] = "created";
-inline constexpr char kOciRunning[] = "running";
-inline constexpr char kOciStopped[] = "stopped";
-inline constexpr char kOciPaused[] = "paused";
-
-// A process exec'd into a running container, until the next exec finds it finished and
-// reclaims its port.
-struct ExecRecord {
-  std::string id;           // "<container>/<exec id>" is its name in the agent
-  std::string port_device;  // hot-plug id of its stdio port
-  std::optional<ProcessIdentity> shim;
-};
-
-struct ContainerRecord {
-  std::string id;
-  std::string sandbox_id;
-  std::string bundle;   // absolute
-  std::string rootfs;   // absolute, on the host
-  std::string created;  // RFC 3339, UTC
-  std::string status;   // creating, created, running, paused or stopped (as last recorded)
-  std::map<std::string, std::string> annotations;
-  std::vector<std::string> shares;  // mount points this container added in the shared dir
-  std::string port_device;          // hot-plug id of its stdio port; "" until plugged
-  std::optional<ProcessIdentity> shim;
-  int64_t guest_pid = 0;
-  std::vector<ExecRecord> execs;
-  // linux.resources, with every update merged in: what the pod's size counts (runtime/oci/pod.h).
-  oci::Resources resources;
-  // pause stopped the VM as well (QMP stop): the sandbox holds this container alone.
-  bool vm_paused = false;
-  // Host cgroups (runtime/host/cgroups.h): where its shims go (for the container that owns the
-  // VM, also where the pod's vCPUs or whole VMM go), the mode it was placed in, and the cgroups
-  // it made, removed with it.
-  std::string cgroup;
-  bool sandbox_cgroup_only = false;
-  std::vector<std::string> host_cgroups;
-};
-
-nlohmann::json ContainerToJson(const ContainerRecord& record);
-absl::StatusOr<ContainerRecord> ContainerFromJson(const nlohmann::json& j);
-
-// What `state` prints.
-struct OciState {
-  std::string id;
-  int pid = 0;  // the shim's; 0 once stopped
-  std::string status;
-  std::string bundle;
-  std::string rootfs;
-  std::string created;
-  std::string owner;
-  std::map<std::string, std::string> annotations;
-};
-// runc's layout: ociVersion, id, pid, status, bundle, rootfs, created, owner, annotations.
-nlohmann::ordered_json OciStateToJson(const OciState& state);
-std::string OciStateJson(const OciState& state);  // indented as runc prints it
+class Sandboxes;
 
 struct CreateRequest {
   std::string id;
@@ -106,9 +45,6 @@ struct CreateRequest {
   bool detach = true;          // the shim gets its own session
 };
 
-// runvm exec: the process comes from `process_json` (an OCI process object, as engines pass with
-// --process) or from the container's own with `args` and the overrides.
-
 struct ContainersOptions {
   std::string root = "/run/runvm";
   absl::Duration lock_wait = absl::Seconds(30);
@@ -117,11 +53,13 @@ struct ContainersOptions {
   std::string self_exe = "/proc/self/exe";
   std::vector<std::string> shim_flags;
   bool systemd_cgroup = false;  // cgroupsPath is slice:prefix:name
+  // The VMs (runtime/sandbox/vm.h): QEMU's under `root` when unset; a fake in unit tests.
+  std::shared_ptr<Sandboxes> sandboxes;
 };
 
 class Containers {
  public:
-  explicit Containers(ContainersOptions options) : options_(std::move(options)) {}
+  explicit Containers(ContainersOptions options);
 
   // Creates the container (booting its sandbox) and its shim, which is returned running: the
   // caller releases it (create) or waits for it (run). All or nothing.
@@ -156,10 +94,8 @@ class Containers {
 
  private:
   ContainersOptions options_;
+  std::shared_ptr<Sandboxes> sandboxes_;
 };
-
-// runc's signal syntax: "9", "KILL", "SIGKILL", "sigkill"; InvalidArgument otherwise.
-absl::StatusOr<int> ParseSignal(const std::string& text);
 
 }  // namespace runvm
 

@@ -17,10 +17,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/fd.h"
+#include "base/file.h"
 #include "base/log.h"
 #include "base/status.h"
 #include "base/unix_socket.h"
+#include "hypervisor/qemu/vm.h"
 #include "proto/io_frame.h"
+
+extern char** environ;
 
 namespace runvm {
 namespace {
@@ -192,6 +196,41 @@ int RunShim(const ShimOptions& o) {
       }
     }
   }
+}
+
+namespace {
+constexpr absl::Duration kReadyTimeout = absl::Seconds(10);
+}  // namespace
+
+absl::StatusOr<Child> StartShim(const ShimStart& s) {
+  ASSIGN_OR_RETURN(Pipe ready, MakePipe());
+  SpawnOptions so{.argv = {s.self_exe}};
+  for (const std::string& flag : s.flags) so.argv.push_back(flag);
+  for (const char* arg : {"shim", "--port", s.port_socket.c_str(), "--ready-fd", "3"}) {
+    so.argv.push_back(arg);
+  }
+  if (!s.console_socket.empty()) {
+    so.argv.insert(so.argv.end(), {"--console-socket", s.console_socket});
+  }
+  so.argv.push_back(s.name);
+  // With a terminal the process's stdio is the pty sent over the console socket, and the
+  // caller's own stdio is not kept (as runc): an engine that reads create's output to its end
+  // (go-runc, a shell's $(...)) sees it close when create exits. The shim's own words go to
+  // --log.
+  so.fds = {{3, ready.write.get()}};
+  if (s.console_socket.empty()) so.fds.insert({{0, 0}, {1, 1}, {2, 2}});
+  so.env.emplace();
+  for (char** e = environ; *e != nullptr; ++e) so.env->push_back(*e);
+  so.env->push_back(qemu::HelperMarker(s.run_dir));
+  so.new_session = s.detach;
+  ASSIGN_OR_RETURN(Child child, Spawn(so));
+  ready.write.reset();
+  ASSIGN_OR_RETURN(std::string said,
+                   ReadToEnd(ready.read.get(), 4096, absl::Now() + kReadyTimeout));
+  if (said != "ok") {
+    return absl::InternalError(said.empty() ? "the shim exited before it was ready" : said);
+  }
+  return child;
 }
 
 }  // namespace runvm

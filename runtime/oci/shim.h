@@ -22,6 +22,7 @@
 #include <signal.h>
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "base/process.h"
@@ -37,6 +38,21 @@ struct ShimOptions {
 
 // Runs the shim; returns its exit status.
 int RunShim(const ShimOptions& options);
+
+// The other side: a shim started for a container or an exec.
+struct ShimStart {
+  std::string self_exe;            // this binary
+  std::vector<std::string> flags;  // global flags passed on (--root, --log, ...)
+  std::string name;                // "<id>" or "<id>/<exec id>"
+  std::string port_socket;
+  std::string console_socket;  // absolute; empty: no terminal
+  bool detach = true;          // a session of its own
+  std::string run_dir;         // the sandbox's: the shim carries its helper marker
+};
+// Starts `runvm shim` holding our fds 0-2 (none with a terminal: runc's behaviour, so a caller
+// reading create's output sees it end) and returns it once it is connected to the port (and has
+// sent the terminal's master); the reason it gave otherwise.
+absl::StatusOr<Child> StartShim(const ShimStart& start);
 
 // The signals a shim passes on: those a process is sent to end, interrupt, reload or wake it.
 // Not the uncatchable ones, SIGCHLD, SIGPIPE (its own writes), SIGWINCH (a resize, with a

@@ -151,7 +151,7 @@ absl::StatusOr<qemu::Hotplug*> Sandbox::hotplug() {
       absl::StrCat("sandbox ", record_.id, " is not running: ", not_running_));
 }
 
-absl::Status Sandbox::SetRunState(bool running) {
+absl::Status Sandbox::SetVmRunning(bool running) {
   RETURN_IF_ERROR(hotplug().status());  // connected, and the VM runs
   return Annotate(
       qmp_->Execute(running ? "cont" : "stop", nlohmann::json::object(), absl::Now() + kQmpTimeout)
@@ -246,7 +246,8 @@ absl::StatusOr<persist::Lock> SandboxStore::LockSandbox(const std::string& id,
   return lock;
 }
 
-absl::Status SandboxStore::Missing(const std::string& id, const absl::Status& load_error) const {
+absl::Status SandboxStore::WhyNoRecord(const std::string& id,
+                                       const absl::Status& load_error) const {
   if (!absl::IsNotFound(load_error)) return load_error;
   // No record: was there one that could not be read?
   absl::StatusOr<std::vector<std::string>> names = store_.List(id);
@@ -280,7 +281,7 @@ absl::Status SandboxStore::Create(qemu::VmSpec spec, bool wait_guest) {
   absl::StatusOr<Json> existing = store_.Load(Key(id), kSandboxFormat, kSandboxVersion);
   if (existing.ok())
     return absl::AlreadyExistsError(absl::StrCat("sandbox ", id, " already exists"));
-  if (absl::Status why = Missing(id, existing.status()); !absl::IsNotFound(why)) {
+  if (absl::Status why = WhyNoRecord(id, existing.status()); !absl::IsNotFound(why)) {
     return absl::AlreadyExistsError(
         absl::StrCat("sandbox ", id, " already exists: ", why.message()));
   }
@@ -328,7 +329,7 @@ absl::StatusOr<std::unique_ptr<Sandbox>> SandboxStore::Open(const std::string& i
   }
   ASSIGN_OR_RETURN(persist::Lock lock, LockSandbox(id, persist::Lock::kExclusive, purpose));
   absl::StatusOr<Json> data = store_.Load(Key(id), kSandboxFormat, kSandboxVersion);
-  if (!data.ok()) return Missing(id, data.status());
+  if (!data.ok()) return WhyNoRecord(id, data.status());
   absl::StatusOr<SandboxRecord> record = SandboxFromJson(*data);
   if (!record.ok()) return Annotate(record.status(), store_.PathOf(Key(id)));
   if (record->intent == kStepDelete) {
@@ -400,7 +401,7 @@ absl::StatusOr<SandboxView> SandboxStore::View(const std::string& id) {
   SandboxView view{.id = id};
   absl::StatusOr<Json> data = store_.Load(Key(id), kSandboxFormat, kSandboxVersion);
   if (!data.ok()) {
-    absl::Status why = Missing(id, data.status());
+    absl::Status why = WhyNoRecord(id, data.status());
     if (absl::IsNotFound(why)) return why;
     view.status = "unreadable";
     view.detail = std::string(why.message());

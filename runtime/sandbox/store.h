@@ -87,8 +87,9 @@ class Sandbox {
   // The running VM's hotplug, connected and reconciled. FailedPrecondition when the sandbox is
   // not running (the message says why).
   absl::StatusOr<qemu::Hotplug*> hotplug();
-  // QMP cont (true) or stop (false): the whole VM, vCPUs and devices, paused or resumed.
-  absl::Status SetRunState(bool running);
+  // QMP stop and cont: the whole VM, vCPUs and devices, paused or resumed.
+  absl::Status PauseVm() { return SetVmRunning(false); }
+  absl::Status ResumeVm() { return SetVmRunning(true); }
   // The host thread ids of the VM's vCPUs (QMP query-cpus-fast).
   absl::StatusOr<std::vector<int>> VcpuThreads();
   absl::Status Save();
@@ -98,6 +99,7 @@ class Sandbox {
   Sandbox(persist::Lock lock, persist::Store store, SandboxRecord record,
           qemu::HotplugOptions options);
   absl::Status Reconcile(bool connect);
+  absl::Status SetVmRunning(bool running);
 
   persist::Lock lock_;
   persist::Store store_;
@@ -161,7 +163,7 @@ class SandboxStore {
                                             absl::string_view purpose,
                                             std::optional<absl::Duration> wait = {}) const;
   // The error for an id without a readable record: NotFound, or what happened to the record.
-  absl::Status Missing(const std::string& id, const absl::Status& load_error) const;
+  absl::Status WhyNoRecord(const std::string& id, const absl::Status& load_error) const;
   absl::StatusOr<SandboxView> View(const std::string& id);
   absl::Status RemoveSandboxDir(const std::string& id) const;
 

@@ -89,7 +89,7 @@ TEST_F(FakeHierarchies, CreateInitialisesCpusetsAndRemoveTakesOnlyWhatWasMade) {
   dir_.Write("cpuset/kubepods/cpuset.cpus", "1\n");
   dir_.Write("cpuset/kubepods/cpuset.mems", "0\n");
   ASSERT_OK_AND_ASSIGN(HostCgroups cg, HostCgroups::Detect(info));
-  const std::vector<std::string> made = cg.Missing("/kubepods/pod1/runvm_p1");
+  const std::vector<std::string> made = cg.ToMake("/kubepods/pod1/runvm_p1");
   EXPECT_THAT(made, ElementsAre("/kubepods/pod1", "/kubepods/pod1/runvm_p1"));
   ASSERT_THAT(cg.Create("/kubepods/pod1/runvm_p1"), IsOk());
   EXPECT_EQ(*ReadFile(dir_.path() + "/cpuset/kubepods/pod1/runvm_p1/cpuset.cpus"), "1")
@@ -122,7 +122,7 @@ TEST(HostHierarchies, AProcessStillInsideIsNamedAndASharedParentStays) {
   absl::StatusOr<HostCgroups> cg = HostCgroups::Detect();
   if (!cg.ok() || ::geteuid() != 0) GTEST_SKIP() << "needs root and a cgroup hierarchy";
   const std::string top = absl::StrCat("/runvm-unit-", ::getpid());
-  const std::vector<std::string> made = cg->Missing(top + "/a");
+  const std::vector<std::string> made = cg->ToMake(top + "/a");
   ASSERT_THAT(made, ElementsAre(top, top + "/a"));
   ASSERT_THAT(cg->Create(top + "/a"), IsOk());
   ASSERT_OK_AND_ASSIGN(Child sleeper, Spawn({.argv = {"/bin/sleep", "1000"}}));
