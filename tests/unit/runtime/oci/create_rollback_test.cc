@@ -1,0 +1,290 @@
+// Create's, exec's and delete's rollback paths through the fake VM (tests/testing/
+// fake_sandboxes.h): each step made to fail in turn, and what is left checked — no sandbox, no
+// device, nothing in the guest, no mount, no record, no shim.
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "base/file.h"
+#include "base/process.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "runtime/oci/containers.h"
+#include "tests/testing/bundle.h"
+#include "tests/testing/fake_sandboxes.h"
+#include "tests/testing/temp_dir.h"
+
+namespace runvm {
+namespace {
+
+using testing::Bundle;
+using testing::FakeSandboxes;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using testing::MakeBusyboxBundle;
+using testing::TempDir;
+
+constexpr char kPod[] = "pod";
+constexpr char kMember[] = "member";
+
+class CreateRollbackTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "binds into the shared directory need root";
+    sandboxes_ = std::make_shared<FakeSandboxes>(root_.path() + "/state");
+    std::filesystem::create_directories(root_.path() + "/state");
+    // The shim: a script that says ready and stays, as `runvm shim` does while its workload runs
+    // (the same process throughout, blocked reading a FIFO nobody writes: its identity, which
+    // names its executable, stays the one create recorded).
+    const std::string fifo = root_.path() + "/never";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    shim_ = root_.Write("shim.sh",
+                        absl::StrCat("#!/bin/sh\nprintf ok >&3\nexec 3>&-\nread x <>", fifo, "\n"));
+    ::chmod(shim_.c_str(), 0755);
+    bundle_ = MakeBusyboxBundle(root_.path() + "/bundle");
+    // One bind mount, read-only, so that the shares are more than the rootfs.
+    root_.Write("volume/file", "data");
+    bundle_.spec.mounts.push_back({.destination = "/data",
+                                   .type = "bind",
+                                   .source = root_.path() + "/volume",
+                                   .options = {"rbind", "ro"}});
+    bundle_.Save();
+  }
+
+  void TearDown() override {
+    if (sandboxes_ == nullptr) return;
+    // Whatever a failed test left: its shims and mounts.
+    for (const std::string& id : {std::string(kMember), std::string(kPod), std::string("c1")}) {
+      (void)containers().Delete(id, /*force=*/true);
+    }
+  }
+
+  Containers containers() {
+    return Containers({.root = root_.path() + "/state",
+                       .load_config = [] { return absl::StatusOr<LoadedConfig>(LoadedConfig{}); },
+                       .self_exe = shim_,
+                       .sandboxes = sandboxes_});
+  }
+
+  // A bundle for a pod's sandbox container or one of its members (containerd's annotations).
+  std::string PodBundle(const std::string& name, bool sandbox) {
+    Bundle b = MakeBusyboxBundle(root_.path() + "/" + name);
+    b.spec.annotations = {{"io.kubernetes.cri.container-type", sandbox ? "sandbox" : "container"},
+                          {"io.kubernetes.cri.sandbox-id", kPod}};
+    b.Save();
+    return b.path;
+  }
+
+  // Nothing a create made is left: no sandbox, device, guest process, mount, directory or shim.
+  void ExpectNothingLeft(const std::string& id) {
+    EXPECT_THAT(sandboxes_->Leftovers(), IsEmpty());
+    EXPECT_FALSE(std::filesystem::exists(root_.path() + "/state/" + id));
+    EXPECT_THAT(ShimsRunning(), IsEmpty());
+  }
+
+  // Processes running our shim script.
+  std::vector<pid_t> ShimsRunning() {
+    std::vector<pid_t> out;
+    for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+      const std::string name = e.path().filename();
+      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+      absl::StatusOr<std::string> text = ReadFile(e.path().string() + "/cmdline");
+      if (text.ok() && text->find(shim_) != std::string::npos) out.push_back(std::stoi(name));
+    }
+    return out;
+  }
+
+  TempDir root_;
+  std::shared_ptr<FakeSandboxes> sandboxes_;
+  std::string shim_;
+  Bundle bundle_;
+};
+
+TEST_F(CreateRollbackTest, ACreateThatSucceedsIsRemovedByDelete) {
+  absl::StatusOr<Child> shim = containers().Create({.id = "c1", .bundle = bundle_.path});
+  ASSERT_TRUE(shim.ok()) << shim.status();
+  shim->Release();
+  absl::StatusOr<OciState> state = containers().State("c1");
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_EQ(state->status, "created");
+  EXPECT_THAT(sandboxes_->Leftovers(), ::testing::Contains(HasSubstr("mount ")));
+  EXPECT_THAT(sandboxes_->Leftovers(), ::testing::Contains("in guest c1 c1"));
+  ASSERT_TRUE(containers().Delete("c1", /*force=*/true).ok());
+  ExpectNothingLeft("c1");
+}
+
+TEST_F(CreateRollbackTest, TheVmFailingToBootLeavesNothing) {
+  sandboxes_->faults().boot = absl::InternalError("qemu exited: could not load kernel");
+  absl::StatusOr<Child> shim = containers().Create({.id = "c1", .bundle = bundle_.path});
+  ASSERT_FALSE(shim.ok());
+  EXPECT_THAT(shim.status().message(), HasSubstr("could not load kernel"));
+  ExpectNothingLeft("c1");
+  // The id is free again.
+  sandboxes_->faults().boot = absl::OkStatus();
+  EXPECT_TRUE(containers().Create({.id = "c1", .bundle = bundle_.path}).ok());
+}
+
+TEST_F(CreateRollbackTest, ThePortRefusedLeavesNothing) {
+  sandboxes_->faults().add_port = absl::InternalError("chardev-add: no free port");
+  absl::StatusOr<Child> shim = containers().Create({.id = "c1", .bundle = bundle_.path});
+  ASSERT_FALSE(shim.ok());
+  EXPECT_THAT(shim.status().message(), HasSubstr("no free port"));
+  ExpectNothingLeft("c1");
+  // The bundle's rootfs and volume were shared before the port: both unbound by the rollback.
+  EXPECT_THAT(sandboxes_->calls(), ::testing::Contains("delete c1"));
+}
+
+TEST_F(CreateRollbackTest, TheAgentRefusingLeavesNothing) {
+  sandboxes_->faults().create_in_guest =
+      absl::FailedPreconditionError("exec: /bin/nope: not found");
+  absl::StatusOr<Child> shim = containers().Create({.id = "c1", .bundle = bundle_.path});
+  ASSERT_FALSE(shim.ok());
+  EXPECT_THAT(shim.status().message(), HasSubstr("/bin/nope"));
+  ExpectNothingLeft("c1");
+}
+
+TEST_F(CreateRollbackTest, TheAgentUnreachableLeavesNothing) {
+  sandboxes_->faults().agent_connect = absl::DeadlineExceededError("agent: no hello");
+  absl::StatusOr<Child> shim = containers().Create({.id = "c1", .bundle = bundle_.path});
+  ASSERT_FALSE(shim.ok());
+  EXPECT_THAT(shim.status().message(), HasSubstr("no hello"));
+  ExpectNothingLeft("c1");
+}
+
+TEST_F(CreateRollbackTest, TheShimFailingLeavesNothing) {
+  shim_ = root_.Write("failing-shim.sh", "#!/bin/sh\nprintf 'shim: cannot open the port' >&3\n");
+  ::chmod(shim_.c_str(), 0755);
+  absl::StatusOr<Child> shim = containers().Create({.id = "c1", .bundle = bundle_.path});
+  ASSERT_FALSE(shim.ok());
+  EXPECT_THAT(shim.status().message(), HasSubstr("cannot open the port"));
+  ExpectNothingLeft("c1");
+}
+
+TEST_F(CreateRollbackTest, TheShimExitingBeforeReadyLeavesNothing) {
+  shim_ = root_.Write("dying-shim.sh", "#!/bin/sh\nexit 1\n");
+  ::chmod(shim_.c_str(), 0755);
+  absl::StatusOr<Child> shim = containers().Create({.id = "c1", .bundle = bundle_.path});
+  ASSERT_FALSE(shim.ok());
+  EXPECT_THAT(shim.status().message(), HasSubstr("exited before it was ready"));
+  ExpectNothingLeft("c1");
+}
+
+TEST_F(CreateRollbackTest, AMemberThatFailsRemovesOnlyWhatItAddedToItsPod) {
+  absl::StatusOr<Child> pod = containers().Create({.id = kPod, .bundle = PodBundle("p", true)});
+  ASSERT_TRUE(pod.ok()) << pod.status();
+  pod->Release();
+  const std::vector<std::string> pod_only = sandboxes_->Leftovers();
+  const std::string member_bundle = PodBundle("m", false);
+
+  struct Step {
+    const char* name;
+    std::function<void(testing::Faults&)> fail;
+    const char* message;
+  };
+  const Step steps[] = {
+      {"port", [](testing::Faults& f) { f.add_port = absl::InternalError("no free port"); },
+       "no free port"},
+      {"agent", [](testing::Faults& f) { f.create_in_guest = absl::InternalError("refused"); },
+       "refused"},
+  };
+  for (const Step& step : steps) {
+    SCOPED_TRACE(step.name);
+    sandboxes_->faults() = {};
+    step.fail(sandboxes_->faults());
+    absl::StatusOr<Child> member = containers().Create({.id = kMember, .bundle = member_bundle});
+    ASSERT_FALSE(member.ok());
+    EXPECT_THAT(member.status().message(), HasSubstr(step.message));
+    EXPECT_EQ(sandboxes_->Leftovers(), pod_only);
+    EXPECT_FALSE(std::filesystem::exists(root_.path() + "/state/" + kMember));
+  }
+  // The shim failing, last: the member's port and guest process go too.
+  sandboxes_->faults() = {};
+  const std::string good_shim = shim_;
+  shim_ = root_.Write("failing-shim.sh", "#!/bin/sh\nprintf 'no port' >&3\n");
+  ::chmod(shim_.c_str(), 0755);
+  ASSERT_FALSE(containers().Create({.id = kMember, .bundle = member_bundle}).ok());
+  EXPECT_EQ(sandboxes_->Leftovers(), pod_only);
+  EXPECT_FALSE(std::filesystem::exists(root_.path() + "/state/" + kMember));
+  shim_ = good_shim;
+  // The pod is as it was: a member can still join, and delete of the pod removes everything.
+  absl::StatusOr<Child> member = containers().Create({.id = kMember, .bundle = member_bundle});
+  ASSERT_TRUE(member.ok()) << member.status();
+  member->Release();
+  ASSERT_TRUE(containers().Delete(kMember, /*force=*/true).ok());
+  EXPECT_EQ(sandboxes_->Leftovers(), pod_only);
+  ASSERT_TRUE(containers().Delete(kPod, /*force=*/true).ok());
+  ExpectNothingLeft(kPod);
+}
+
+TEST_F(CreateRollbackTest, AMemberOfAPodThatDoesNotExistLeavesNothing) {
+  absl::StatusOr<Child> member =
+      containers().Create({.id = kMember, .bundle = PodBundle("m", false)});
+  ASSERT_FALSE(member.ok());
+  EXPECT_THAT(member.status().message(), HasSubstr("its sandbox pod does not exist"));
+  ExpectNothingLeft(kMember);
+  EXPECT_THAT(sandboxes_->calls(), IsEmpty());  // no VM was touched
+}
+
+TEST_F(CreateRollbackTest, AnExecRefusedByTheAgentGivesItsPortBackOnTheNextExec) {
+  absl::StatusOr<Child> shim = containers().Create({.id = "c1", .bundle = bundle_.path});
+  ASSERT_TRUE(shim.ok()) << shim.status();
+  shim->Release();
+  ASSERT_TRUE(containers().Start("c1").ok());
+  sandboxes_->faults().create_in_guest = absl::FailedPreconditionError("exec: not found");
+  absl::StatusOr<Child> exec = containers().Exec({.id = "c1", .args = {"nope"}});
+  ASSERT_FALSE(exec.ok());
+  EXPECT_THAT(exec.status().message(), HasSubstr("not found"));
+  sandboxes_->faults() = {};
+  const size_t devices_before = sandboxes_->Leftovers().size();
+  exec = containers().Exec({.id = "c1", .args = {"true"}});
+  ASSERT_TRUE(exec.ok()) << exec.status();
+  exec->Release();
+  // The failed exec's port was unplugged, the new one plugged: as many devices as before.
+  EXPECT_EQ(sandboxes_->Leftovers().size(), devices_before + 1);  // + the exec in the guest
+  ASSERT_TRUE(containers().Delete("c1", /*force=*/true).ok());
+  ExpectNothingLeft("c1");
+}
+
+TEST_F(CreateRollbackTest, ADeleteThatCannotReachTheAgentStillRemovesTheMember) {
+  absl::StatusOr<Child> pod = containers().Create({.id = kPod, .bundle = PodBundle("p", true)});
+  ASSERT_TRUE(pod.ok()) << pod.status();
+  pod->Release();
+  absl::StatusOr<Child> member =
+      containers().Create({.id = kMember, .bundle = PodBundle("m", false)});
+  ASSERT_TRUE(member.ok()) << member.status();
+  member->Release();
+  sandboxes_->faults().agent_connect = absl::DeadlineExceededError("agent: no hello");
+  // The agent cannot be reached: the member's guest side cannot be checked, the rest goes.
+  ASSERT_TRUE(containers().Delete(kMember, /*force=*/true).ok());
+  EXPECT_FALSE(std::filesystem::exists(root_.path() + "/state/" + kMember));
+  sandboxes_->faults() = {};
+  ASSERT_TRUE(containers().Delete(kPod, /*force=*/true).ok());
+  ExpectNothingLeft(kPod);
+}
+
+TEST_F(CreateRollbackTest, ADeleteTheAgentRefusesKeepsTheMemberForTheNextDelete) {
+  absl::StatusOr<Child> pod = containers().Create({.id = kPod, .bundle = PodBundle("p", true)});
+  ASSERT_TRUE(pod.ok()) << pod.status();
+  pod->Release();
+  absl::StatusOr<Child> member =
+      containers().Create({.id = kMember, .bundle = PodBundle("m", false)});
+  ASSERT_TRUE(member.ok()) << member.status();
+  member->Release();
+  sandboxes_->faults().destroy_in_guest = absl::FailedPreconditionError("cgroup busy");
+  absl::Status st = containers().Delete(kMember, /*force=*/true);
+  EXPECT_THAT(st.message(), HasSubstr("delete container member: cgroup busy"));
+  // Nothing was removed: the record still says what to remove, and the next delete does.
+  EXPECT_TRUE(std::filesystem::exists(root_.path() + "/state/" + kMember + "/container.json"));
+  EXPECT_THAT(sandboxes_->Leftovers(), ::testing::Contains("in guest pod member"));
+  sandboxes_->faults() = {};
+  ASSERT_TRUE(containers().Delete(kMember, /*force=*/true).ok());
+  EXPECT_FALSE(std::filesystem::exists(root_.path() + "/state/" + kMember));
+  ASSERT_TRUE(containers().Delete(kPod, /*force=*/true).ok());
+  ExpectNothingLeft(kPod);
+}
+
+}  // namespace
+}  // namespace runvm
