@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -10,6 +11,7 @@
 #include "base/status.h"
 #include "hypervisor/qemu/vm_record.h"
 #include "nlohmann/json.hpp"
+#include "runtime/cli/verb.h"
 #include "runtime/sandbox/boot.h"
 #include "runtime/sandbox/store.h"
 
@@ -152,6 +154,127 @@ absl::Status RunSandboxCommand(const SandboxCommand& c, const std::string& root,
     return absl::OkStatus();
   }
   return absl::InvalidArgumentError(absl::StrCat("sandbox: unknown verb \"", c.verb, "\""));
+}
+
+Verb SandboxVerb(const GlobalFlags& g) {
+  struct Flags {
+    SandboxCommand c;
+    bool no_wait = false;
+  };
+  auto f = std::make_shared<Flags>();
+  SandboxCommand& c = f->c;
+  // Each sub-verb runs the command it names (the plug kinds name theirs too).
+  auto run = [&g, f](const char* verb, const char* kind = "") {
+    return [&g, f, verb, kind] {
+      f->c.verb = verb;
+      f->c.kind = kind;
+      f->c.wait_guest = !f->no_wait;
+      return Done(RunSandboxCommand(f->c, g.root, [&g] { return LoadConfig(g); }));
+    };
+  };
+  const Flag id = {.names = "id", .help = "sandbox id", .into = &c.id, .required = true};
+  return {
+      .name = "sandbox",
+      .help = "operate sandbox VMs directly",
+      .verbs = {
+          {.name = "create",
+           .help = "boot a sandbox VM",
+           .flags = {id,
+                     {.names = "--no-wait",
+                      .help = "return once QEMU runs, without waiting for the guest",
+                      .into = &f->no_wait}},
+           .run = run("create")},
+          {.name = "plug",
+           .help = "hot-plug a device into a running sandbox",
+           .verbs = {{.name = "disk",
+                      .help = "a disk image or block device",
+                      .flags = {id,
+                                {.names = "path",
+                                 .help = "file or block device",
+                                 .into = &c.path,
+                                 .required = true},
+                                {.names = "--read-only",
+                                 .help = "read-only to the guest",
+                                 .into = &c.read_only},
+                                {.names = "--driver",
+                                 .help =
+                                     "virtio-blk, virtio-scsi, nvdimm or vhost-user-blk (default: "
+                                     "block_device_driver)",
+                                 .into = &c.driver}},
+                      .run = run("plug", "disk")},
+                     {.name = "nic",
+                      .help = "a virtio-net NIC on a new tap device",
+                      .flags = {id,
+                                {.names = "--tap",
+                                 .help = "name of the tap to create",
+                                 .into = &c.tap,
+                                 .required = true},
+                                {.names = "--mac",
+                                 .help = "the guest NIC's MAC",
+                                 .into = &c.mac,
+                                 .required = true},
+                                {.names = "--netns",
+                                 .help = "network namespace path (default: runvm's own)",
+                                 .into = &c.netns},
+                                {.names = "--queues",
+                                 .help = "queues (default: one per boot vCPU)",
+                                 .into = &c.queues}},
+                      .run = run("plug", "nic")},
+                     {.name = "vfio",
+                      .help = "a host PCI device or mdev, whole group",
+                      .flags = {id,
+                                {.names = "device",
+                                 .help = "BDF, short BDF, mdev UUID or /dev/vfio/N",
+                                 .into = &c.path,
+                                 .required = true}},
+                      .run = run("plug", "vfio")},
+                     {.name = "cpus",
+                      .help = "more vCPUs",
+                      .flags = {id,
+                                {.names = "count",
+                                 .help = "how many",
+                                 .into = &c.amount,
+                                 .required = true}},
+                      .run = run("plug", "cpus")},
+                     {.name = "memory",
+                      .help = "more guest memory",
+                      .flags = {id,
+                                {.names = "mib",
+                                 .help = "MiB (rounded up to the memory block size)",
+                                 .into = &c.amount,
+                                 .required = true}},
+                      .run = run("plug", "memory")}}},
+          {.name = "unplug",
+           .help = "unplug a hot-plugged device",
+           .flags = {id,
+                     {.names = "device",
+                      .help = "device id, as plug printed it",
+                      .into = &c.device,
+                      .required = true}},
+           .run = run("unplug")},
+          {.name = "stop",
+           .help = "stop the VM; the record stays",
+           .flags = {id},
+           .run = run("stop")},
+          {.name = "delete",
+           .help = "stop the VM and remove the sandbox",
+           .flags = {id,
+                     {.names = "-f,--force",
+                      .help = "also a running one; an unknown id is no error",
+                      .into = &c.force}},
+           .run = run("delete")},
+          {.name = "state",
+           .help = "the sandbox's state as JSON",
+           .flags = {id},
+           .run = run("state")},
+          {.name = "list",
+           .help = "every sandbox",
+           .flags = {{.names = "--format",
+                      .help = "table or json",
+                      .into = &c.format,
+                      .choices = {"table", "json"},
+                      .show_default = true}},
+           .run = run("list")}}};
 }
 
 }  // namespace runvm
