@@ -19,15 +19,6 @@ std::string MemoryPath(const config::QemuConfig& c) {
          : !c.file_mem_backend.empty() ? c.file_mem_backend
                                        : "/dev/shm";
 }
-std::string RootBus(const config::QemuConfig& c) {
-  return c.machine_type == "q35" ? "pcie.0" : "pci.0";
-}
-std::string BridgeId(int64_t i) { return absl::StrCat("pci-bridge-", i); }
-int BridgeSlot(int64_t i) { return kFirstBridgeSlot + static_cast<int>(i); }
-std::string RootPortId(int64_t i) { return absl::StrCat("rp", i); }
-int RootPortSlot(const config::QemuConfig& c, int64_t i) {
-  return BridgeSlot(c.default_bridges + i);
-}
 int64_t MaxMemoryMib(const config::QemuConfig& c, int64_t host_memory_mib) {
   return host_memory_mib + kNvdimmReserveMib + c.memory_offset;
 }

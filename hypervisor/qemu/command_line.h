@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "hypervisor/qemu/pci_topology.h"
 #include "proto/config.h"
 
 namespace runvm::qemu {
@@ -33,16 +34,6 @@ inline constexpr int64_t kNvdimmReserveMib = 1024;
 // Ports of the virtio-serial controller (port 0 is reserved by the driver).
 inline constexpr int kSerialMaxPorts = 31;
 
-// The fixed layout, shared with hotplug. On the root bus: the bridges from slot 2, then the
-// PCIe root ports (q35). Each bridge offers slots kFirstBridgeDeviceSlot..kLastBridgeDeviceSlot.
-inline constexpr int kFirstBridgeSlot = 2;
-inline constexpr int kFirstBridgeDeviceSlot = 1;
-inline constexpr int kLastBridgeDeviceSlot = 30;
-std::string RootBus(const config::QemuConfig& c);          // "pcie.0" (q35) or "pci.0"
-std::string BridgeId(int64_t i);                           // "pci-bridge-<i>"
-int BridgeSlot(int64_t i);                                 // bridge i's slot on the root bus
-std::string RootPortId(int64_t i);                         // "rp<i>"
-int RootPortSlot(const config::QemuConfig& c, int64_t i);  // root port i's slot, after the bridges
 // The boot image is NVDIMM nv0 (backend mem0), which takes one memory slot.
 bool ImageOnNvdimm(const config::QemuConfig& c);
 // Guest RAM must be a shared file (virtio-fs, file_mem_backend or hugepages), at MemoryPath().

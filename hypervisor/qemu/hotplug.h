@@ -124,7 +124,7 @@ class Hotplug {
   absl::StatusOr<ReconcileReport> Reconcile();
 
  private:
-  class Steps;  // an operation's undo log
+  class UndoLog;  // what an operation made, undone when a later step fails
 
   absl::Time Deadline() const { return absl::Now() + options_.command_timeout; }
   absl::Status Checkpoint();
@@ -134,25 +134,17 @@ class Hotplug {
   // a failed save added to it.
   absl::Status Settle(absl::Status result = absl::OkStatus());
   // The first step of a plug after `Intend`-ing it: creates a backend, registered for undo.
-  absl::Status AddBackend(Steps& steps, const PluggedDevice& device, absl::string_view command,
+  absl::Status AddBackend(UndoLog& undo, const PluggedDevice& device, absl::string_view command,
                           const nlohmann::json& args, std::string what,
                           absl::string_view undo_command, nlohmann::json undo_args);
   // Runs one QMP command for `device`; the error names the device and the command.
-  absl::StatusOr<nlohmann::json> Run(absl::string_view device, absl::string_view command,
-                                     const nlohmann::json& args);
+  absl::StatusOr<nlohmann::json> Command(absl::string_view device, absl::string_view command,
+                                         const nlohmann::json& args);
   std::string NextId(absl::string_view prefix);
-  // A free slot on the PCI bridges: {bus, slot, guest PCI path}.
-  struct PciPlace {
-    std::string bus;
-    int slot = -1;
-    std::string guest_address;
-  };
-  absl::StatusOr<PciPlace> FreeBridgeSlot(absl::string_view device) const;
-  absl::StatusOr<PciPlace> FreeRootPort(absl::string_view device) const;
   // device_add, then (on success) the device is recorded and the intent settled. On failure
-  // `steps` are undone.
+  // `undo` is undone.
   absl::StatusOr<PluggedDevice> Commit(PluggedDevice device, const nlohmann::json& args,
-                                       Steps& steps);
+                                       UndoLog& undo);
   absl::StatusOr<PluggedDevice> AddBlockDevice(const DiskRequest& request,
                                                const std::string& driver);
   absl::StatusOr<PluggedDevice> AddNvdimm(const DiskRequest& request);
