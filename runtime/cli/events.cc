@@ -83,7 +83,7 @@ int RunEvents(Containers& containers, const EventsFlags& c) {
     while (absl::Now() < next) {
       absl::SleepFor(std::min(absl::Milliseconds(100), next - absl::Now()));
       absl::StatusOr<OciState> state = containers.State(c.id);
-      if (!state.ok() || state->status == "stopped") break;
+      if (!state.ok() || state->status == ContainerStatus::kStopped) break;
     }
   }
 }

@@ -38,11 +38,12 @@ bool IsNotRunning(const absl::Status& st) {
 
 std::string StdioPortName(const std::string& process) { return "io-" + ShortDigest(process); }
 
-std::string LiveStatus(const ContainerRecord& r) {
-  if (r.status == kOciCreated || r.status == kOciRunning || r.status == kOciPaused) {
-    return r.shim && IsAlive(*r.shim) ? r.status : kOciStopped;
+ContainerStatus LiveStatus(const ContainerRecord& r) {
+  if (r.status == ContainerStatus::kCreated || r.status == ContainerStatus::kRunning ||
+      r.status == ContainerStatus::kPaused) {
+    return r.shim && IsAlive(*r.shim) ? r.status : ContainerStatus::kStopped;
   }
-  return kOciStopped;
+  return ContainerStatus::kStopped;
 }
 
 absl::Status ContainerStore::Save(const ContainerRecord& r) {
@@ -89,7 +90,7 @@ std::vector<ContainerRecord> ContainerStore::Members(const std::string& sandbox_
 
 absl::StatusOr<agent_proto::Message> ContainerStore::AskLive(LockedContainer& c,
                                                              agent_proto::Message request) {
-  if (LiveStatus(c.record) == kOciStopped) return NotRunning();
+  if (LiveStatus(c.record) == ContainerStatus::kStopped) return NotRunning();
   if (c.record.vm_paused && request.type != agent_proto::kResume) {
     return absl::FailedPreconditionError(
         absl::StrCat("container ", c.record.id, " is paused with its VM: resume it first"));
@@ -150,10 +151,10 @@ absl::Status RemoveMember(ContainerStore& store, const std::string& id, bool for
     if (opened.ok()) {
       SandboxVm& vm = **opened;
       ASSIGN_OR_RETURN(ContainerRecord r, store.Load(id));
-      const std::string status = LiveStatus(r);
-      if (!force && (status == kOciRunning || status == kOciPaused)) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("cannot delete container ", id, " that is not stopped: ", status));
+      const ContainerStatus status = LiveStatus(r);
+      if (!force && (status == ContainerStatus::kRunning || status == ContainerStatus::kPaused)) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "cannot delete container ", id, " that is not stopped: ", StatusName(status)));
       }
       const bool running = vm.CheckRunning().ok();
       if (running) {

@@ -60,7 +60,7 @@ class ContainerStore {
 
 // The status as it is now: a created, running or paused container whose shim has gone has
 // stopped; a create that is not in progress (the lock was free) was interrupted.
-std::string LiveStatus(const ContainerRecord& r);
+ContainerStatus LiveStatus(const ContainerRecord& r);
 
 // runc's texts: "container X does not exist"; "container not running" (which containerd maps to
 // NotFound on kill).

@@ -11,11 +11,11 @@ namespace runvm {
 absl::Status Containers::Start(const std::string& id) {
   ContainerStore s(*sandboxes_);
   ASSIGN_OR_RETURN(LockedContainer o, s.Lock(id, "start"));
-  const std::string status = LiveStatus(o.record);
-  if (status == kOciRunning) {
+  const ContainerStatus status = LiveStatus(o.record);
+  if (status == ContainerStatus::kRunning) {
     return absl::FailedPreconditionError("cannot start an already running container");
   }
-  if (status != kOciCreated) {
+  if (status != ContainerStatus::kCreated) {
     return absl::FailedPreconditionError("cannot start a container that has stopped");
   }
   const absl::Time deadline = absl::Now() + kAgentTimeout;
@@ -25,7 +25,7 @@ absl::Status Containers::Start(const std::string& id) {
                               .fields = agent_proto::ToFields(agent_proto::ContainerRef{id})},
                              deadline)
                       .status());
-  o.record.status = kOciRunning;
+  o.record.status = ContainerStatus::kRunning;
   return s.Save(o.record);
 }
 absl::Status Containers::Kill(const std::string& id, const std::string& signal, bool all) {
@@ -52,10 +52,12 @@ absl::Status Containers::Kill(const std::string& id, const std::string& signal, 
 absl::Status Containers::Pause(const std::string& id) {
   ContainerStore s(*sandboxes_);
   ASSIGN_OR_RETURN(LockedContainer o, s.Lock(id, "pause", /*connect=*/true));
-  const std::string status = LiveStatus(o.record);
-  if (status == kOciPaused) return absl::FailedPreconditionError("container already paused");
-  if (status != kOciRunning) {
-    return absl::FailedPreconditionError(absl::StrCat("container not running: ", status));
+  const ContainerStatus status = LiveStatus(o.record);
+  if (status == ContainerStatus::kPaused)
+    return absl::FailedPreconditionError("container already paused");
+  if (status != ContainerStatus::kRunning) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("container not running: ", StatusName(status)));
   }
   RETURN_IF_ERROR(s.AskLive(o, {.type = agent_proto::kPause,
                                 .fields = agent_proto::ToFields(agent_proto::ContainerRef{id})})
@@ -63,18 +65,18 @@ absl::Status Containers::Pause(const std::string& id) {
   // Alone in its sandbox: the whole VM stops as well, and costs the host nothing meanwhile.
   o.record.vm_paused = s.Members(o.record.sandbox_id).size() == 1;
   if (o.record.vm_paused) RETURN_IF_ERROR(o.vm->PauseVm());
-  o.record.status = kOciPaused;
+  o.record.status = ContainerStatus::kPaused;
   return s.Save(o.record);
 }
 absl::Status Containers::Resume(const std::string& id) {
   ContainerStore s(*sandboxes_);
   ASSIGN_OR_RETURN(LockedContainer o, s.Lock(id, "resume", /*connect=*/true));
-  if (LiveStatus(o.record) != kOciPaused) {
+  if (LiveStatus(o.record) != ContainerStatus::kPaused) {
     return absl::FailedPreconditionError("container not paused");
   }
   if (o.record.vm_paused) RETURN_IF_ERROR(o.vm->ResumeVm());
   o.record.vm_paused = false;
-  o.record.status = kOciRunning;
+  o.record.status = ContainerStatus::kRunning;
   RETURN_IF_ERROR(s.Save(o.record));
   return s
       .AskLive(o, {.type = agent_proto::kResume,
@@ -85,9 +87,9 @@ absl::Status Containers::Update(const std::string& id, const oci::Resources& upd
   RETURN_IF_ERROR(update.Validate());
   ContainerStore s(*sandboxes_);
   ASSIGN_OR_RETURN(LockedContainer o, s.Lock(id, "update", /*connect=*/true));
-  const std::string status = LiveStatus(o.record);
-  if (status == kOciStopped) return NotRunning();
-  if (status == kOciPaused && o.record.vm_paused) {
+  const ContainerStatus status = LiveStatus(o.record);
+  if (status == ContainerStatus::kStopped) return NotRunning();
+  if (status == ContainerStatus::kPaused && o.record.vm_paused) {
     return absl::FailedPreconditionError(
         absl::StrCat("container ", id, " is paused with its VM: resume it first"));
   }

@@ -135,7 +135,7 @@ class Creation {
           .bundle = p_.bundle,
           .rootfs = p_.rootfs,
           .created = Now(),
-          .status = kOciCreating,
+          .status = ContainerStatus::kCreating,
           .annotations = p_.spec.annotations,
           .resources = p_.spec.linux.resources.value_or(oci::Resources{})};
     if (absl::Status st = store_.Save(r_); !st.ok()) {
@@ -197,7 +197,7 @@ class Creation {
   // A member joins a pod whose sandbox container still runs, in its namespaces.
   absl::Status CheckPodSandbox() {
     ASSIGN_OR_RETURN(ContainerRecord sandbox, store_.Load(r_.sandbox_id));
-    if (LiveStatus(sandbox) == kOciStopped) {
+    if (LiveStatus(sandbox) == ContainerStatus::kStopped) {
       return absl::FailedPreconditionError(absl::StrCat(
           "container ", req_.id, ": its sandbox container ", r_.sandbox_id, " has stopped"));
     }
@@ -285,7 +285,7 @@ class Creation {
              .run_dir = vm.record().vm->run_dir}));
     RETURN_IF_ERROR(JoinHostCgroup(r_.cgroup, child.pid()));
     ASSIGN_OR_RETURN(r_.shim, ReadProcessIdentity(child.pid()));
-    r_.status = kOciCreated;
+    r_.status = ContainerStatus::kCreated;
     RETURN_IF_ERROR(store_.Save(r_));
     if (!req_.pid_file.empty()) {
       RETURN_IF_ERROR(WriteFileAtomic(Absolute(req_.pid_file), absl::StrCat(child.pid()), 0644));

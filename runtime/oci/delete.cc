@@ -24,10 +24,10 @@ absl::Status Containers::Delete(const std::string& id, bool force) {
     ASSIGN_OR_RETURN(persist::Lock lock, s.sandboxes().LockShared(id, "delete"));
     absl::StatusOr<ContainerRecord> r = s.Load(id);
     if (r.ok() && !force) {
-      const std::string status = LiveStatus(*r);
-      if (status == kOciRunning || status == kOciPaused) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("cannot delete container ", id, " that is not stopped: ", status));
+      const ContainerStatus status = LiveStatus(*r);
+      if (status == ContainerStatus::kRunning || status == ContainerStatus::kPaused) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "cannot delete container ", id, " that is not stopped: ", StatusName(status)));
       }
     }
   }

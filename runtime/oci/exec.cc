@@ -54,11 +54,11 @@ absl::StatusOr<Child> Containers::Exec(const ExecRequest& req) {
   if (!locked.ok()) return locked.status();
   LockedContainer& c = *locked;
   ContainerRecord& r = c.record;
-  const std::string status = LiveStatus(r);
-  if (status == kOciStopped) {
+  const ContainerStatus status = LiveStatus(r);
+  if (status == ContainerStatus::kStopped) {
     return absl::FailedPreconditionError("cannot exec in a stopped container");
   }
-  if (status == kOciPaused) {
+  if (status == ContainerStatus::kPaused) {
     return absl::FailedPreconditionError("cannot exec in a paused container");
   }
   ASSIGN_OR_RETURN(std::string spec_json, ExecSpec(r.bundle, req));

@@ -17,7 +17,7 @@ OciState StateOf(const ContainerRecord& r) {
                .rootfs = r.rootfs,
                .created = r.created,
                .annotations = r.annotations};
-  if (out.status != kOciStopped && r.shim) out.pid = r.shim->pid;
+  if (out.status != ContainerStatus::kStopped && r.shim) out.pid = r.shim->pid;
   return out;
 }
 
@@ -43,7 +43,7 @@ absl::StatusOr<agent_proto::CgroupStats> Containers::Stats(const std::string& id
   const agent_proto::Message request = {
       .type = agent_proto::kStats, .fields = agent_proto::ToFields(agent_proto::ContainerRef{id})};
   absl::StatusOr<agent_proto::Message> reply;
-  if (after_exit && LiveStatus(o.record) == kOciStopped) {
+  if (after_exit && LiveStatus(o.record) == ContainerStatus::kStopped) {
     const absl::Time deadline = absl::Now() + kAgentTimeout;
     ASSIGN_OR_RETURN(std::unique_ptr<GuestAgent> agent, o.vm->Agent(deadline));
     reply = agent->Call(request, deadline);

@@ -12,7 +12,29 @@ using Json = nlohmann::json;
 
 constexpr char kOciVersion[] = "1.0.2";
 
+constexpr std::pair<ContainerStatus, absl::string_view> kStatusNames[] = {
+    {ContainerStatus::kCreating, "creating"},
+    {ContainerStatus::kCreated, "created"},
+    {ContainerStatus::kRunning, "running"},
+    {ContainerStatus::kPaused, "paused"},
+    {ContainerStatus::kStopped, "stopped"}};
+
 }  // namespace
+
+absl::string_view StatusName(ContainerStatus status) {
+  for (const auto& [s, name] : kStatusNames) {
+    if (s == status) return name;
+  }
+  return "unknown";
+}
+
+absl::StatusOr<ContainerStatus> ParseContainerStatus(absl::string_view name) {
+  for (const auto& [s, n] : kStatusNames) {
+    if (n == name) return s;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("status \"", name, "\" is not creating, created, running, paused or stopped"));
+}
 
 Json ContainerToJson(const ContainerRecord& r) {
   Json j = Json::object();
@@ -21,7 +43,7 @@ Json ContainerToJson(const ContainerRecord& r) {
   j["bundle"] = r.bundle;
   j["rootfs"] = r.rootfs;
   j["created"] = r.created;
-  j["status"] = r.status;
+  j["status"] = StatusName(r.status);
   j["annotations"] = r.annotations;
   j["shares"] = r.shares;
   j["port_device"] = r.port_device;
@@ -51,16 +73,13 @@ absl::StatusOr<ContainerRecord> ContainerFromJson(const Json& j) {
                             {"bundle", &r.bundle},
                             {"rootfs", &r.rootfs},
                             {"created", &r.created},
-                            {"status", &r.status},
                             {"port_device", &r.port_device}}) {
     ASSIGN_OR_RETURN(*out, f.String(field));
   }
-  if (r.status != kOciCreating && r.status != kOciCreated && r.status != kOciRunning &&
-      r.status != kOciPaused && r.status != kOciStopped) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("container record: status \"", r.status,
-                     "\" is not creating, created, running, paused or stopped"));
-  }
+  ASSIGN_OR_RETURN(const std::string status, f.String("status"));
+  absl::StatusOr<ContainerStatus> parsed_status = ParseContainerStatus(status);
+  if (!parsed_status.ok()) return Annotate(parsed_status.status(), "container record");
+  r.status = *parsed_status;
   ASSIGN_OR_RETURN(r.annotations, f.StringMap("annotations"));
   ASSIGN_OR_RETURN(r.shares, f.Strings("shares"));
   ASSIGN_OR_RETURN(r.shim, f.OptionalIdentity("shim"));
@@ -106,7 +125,7 @@ nlohmann::ordered_json OciStateToJson(const OciState& s) {
   j["ociVersion"] = kOciVersion;
   j["id"] = s.id;
   j["pid"] = s.pid;
-  j["status"] = s.status;
+  j["status"] = StatusName(s.status);
   j["bundle"] = s.bundle;
   j["rootfs"] = s.rootfs;
   j["created"] = s.created;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "base/process_identity.h"
 #include "nlohmann/json_fwd.hpp"
 #include "proto/oci_spec.h"
@@ -18,12 +19,12 @@ namespace runvm {
 inline constexpr char kContainerFormat[] = "runvm.container";
 inline constexpr int kContainerVersion = 1;
 
-// OCI statuses (runtime-spec "state").
-inline constexpr char kOciCreating[] = "creating";
-inline constexpr char kOciCreated[] = "created";
-inline constexpr char kOciRunning[] = "running";
-inline constexpr char kOciStopped[] = "stopped";
-inline constexpr char kOciPaused[] = "paused";
+// A container's status (runtime-spec "state"; paused as runc has it).
+enum class ContainerStatus { kCreating, kCreated, kRunning, kPaused, kStopped };
+// "creating", "created", "running", "paused", "stopped".
+absl::string_view StatusName(ContainerStatus status);
+// InvalidArgument for any other name.
+absl::StatusOr<ContainerStatus> ParseContainerStatus(absl::string_view name);
 
 // A process exec'd into a running container, until the next exec finds it finished and
 // reclaims its port.
@@ -36,10 +37,10 @@ struct ExecRecord {
 struct ContainerRecord {
   std::string id;
   std::string sandbox_id;
-  std::string bundle;   // absolute
-  std::string rootfs;   // absolute, on the host
-  std::string created;  // RFC 3339, UTC
-  std::string status;   // creating, created, running, paused or stopped (as last recorded)
+  std::string bundle;                                   // absolute
+  std::string rootfs;                                   // absolute, on the host
+  std::string created;                                  // RFC 3339, UTC
+  ContainerStatus status = ContainerStatus::kCreating;  // as last recorded
   std::map<std::string, std::string> annotations;
   std::vector<std::string> shares;  // mount points this container added in the shared dir
   std::string port_device;          // hot-plug id of its stdio port; "" until plugged
@@ -65,7 +66,7 @@ absl::StatusOr<ContainerRecord> ContainerFromJson(const nlohmann::json& j);
 struct OciState {
   std::string id;
   int pid = 0;  // the shim's; 0 once stopped
-  std::string status;
+  ContainerStatus status = ContainerStatus::kStopped;
   std::string bundle;
   std::string rootfs;
   std::string created;

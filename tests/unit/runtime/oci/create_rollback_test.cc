@@ -109,7 +109,7 @@ TEST_F(CreateRollbackTest, ACreateThatSucceedsIsRemovedByDelete) {
   shim->Release();
   absl::StatusOr<OciState> state = containers().State("c1");
   ASSERT_TRUE(state.ok()) << state.status();
-  EXPECT_EQ(state->status, "created");
+  EXPECT_EQ(state->status, ContainerStatus::kCreated);
   EXPECT_THAT(sandboxes_->Leftovers(), ::testing::Contains(HasSubstr("mount ")));
   EXPECT_THAT(sandboxes_->Leftovers(), ::testing::Contains("in guest c1 c1"));
   ASSERT_TRUE(containers().Delete("c1", /*force=*/true).ok());
