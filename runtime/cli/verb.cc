@@ -2,11 +2,20 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
 
 namespace runvm {
+
+Verb IdVerb(std::string name, std::string help, std::function<int(const std::string& id)> run) {
+  auto id = std::make_shared<std::string>();
+  return {.name = std::move(name),
+          .help = std::move(help),
+          .flags = {{.names = "id", .into = id.get(), .required = true}},
+          .run = [id, run = std::move(run)] { return run(*id); }};
+}
 
 int Fail(absl::string_view message) {
   LogFatal(message);

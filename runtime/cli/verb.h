@@ -58,6 +58,9 @@ struct Verb {
   std::function<int()> run;
 };
 
+// A verb whose only argument is a container's id (start, state, pause, resume).
+Verb IdVerb(std::string name, std::string help, std::function<int(const std::string& id)> run);
+
 // The verbs, one file each.
 Verb EnvVerb(const GlobalFlags& g);
 Verb CheckVerb(const GlobalFlags& g);

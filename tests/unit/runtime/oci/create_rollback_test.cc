@@ -85,6 +85,30 @@ class CreateRollbackTest : public ::testing::Test {
     EXPECT_THAT(ShimsRunning(), IsEmpty());
   }
 
+  // The pod's sandbox container and one member, created.
+  void CreatePodWithMember() {
+    for (const auto& [id, sandbox] : {std::pair{kPod, true}, std::pair{kMember, false}}) {
+      absl::StatusOr<Child> shim =
+          containers().Create({.id = id, .bundle = PodBundle(sandbox ? "p" : "m", sandbox)});
+      ASSERT_TRUE(shim.ok()) << shim.status();
+      shim->Release();
+    }
+  }
+
+  // Create of c1 fails with `message`, leaving nothing.
+  void ExpectCreateFailsLeavingNothing(const std::string& message) {
+    absl::StatusOr<Child> shim = containers().Create({.id = "c1", .bundle = bundle_.path});
+    ASSERT_FALSE(shim.ok());
+    EXPECT_THAT(shim.status().message(), HasSubstr(message));
+    ExpectNothingLeft("c1");
+  }
+
+  // The shim is `script` from now on.
+  void UseShim(const std::string& name, const std::string& script) {
+    shim_ = root_.Write(name, script);
+    ::chmod(shim_.c_str(), 0755);
+  }
+
   // Processes running our shim script.
   std::vector<pid_t> ShimsRunning() {
     std::vector<pid_t> out;
@@ -118,10 +142,7 @@ TEST_F(CreateRollbackTest, ACreateThatSucceedsIsRemovedByDelete) {
 
 TEST_F(CreateRollbackTest, TheVmFailingToBootLeavesNothing) {
   sandboxes_->faults().boot = absl::InternalError("qemu exited: could not load kernel");
-  absl::StatusOr<Child> shim = containers().Create({.id = "c1", .bundle = bundle_.path});
-  ASSERT_FALSE(shim.ok());
-  EXPECT_THAT(shim.status().message(), HasSubstr("could not load kernel"));
-  ExpectNothingLeft("c1");
+  ExpectCreateFailsLeavingNothing("could not load kernel");
   // The id is free again.
   sandboxes_->faults().boot = absl::OkStatus();
   EXPECT_TRUE(containers().Create({.id = "c1", .bundle = bundle_.path}).ok());
@@ -129,10 +150,7 @@ TEST_F(CreateRollbackTest, TheVmFailingToBootLeavesNothing) {
 
 TEST_F(CreateRollbackTest, ThePortRefusedLeavesNothing) {
   sandboxes_->faults().add_port = absl::InternalError("chardev-add: no free port");
-  absl::StatusOr<Child> shim = containers().Create({.id = "c1", .bundle = bundle_.path});
-  ASSERT_FALSE(shim.ok());
-  EXPECT_THAT(shim.status().message(), HasSubstr("no free port"));
-  ExpectNothingLeft("c1");
+  ExpectCreateFailsLeavingNothing("no free port");
   // The bundle's rootfs and volume were shared before the port: both unbound by the rollback.
   EXPECT_THAT(sandboxes_->calls(), ::testing::Contains("delete c1"));
 }
@@ -140,36 +158,22 @@ TEST_F(CreateRollbackTest, ThePortRefusedLeavesNothing) {
 TEST_F(CreateRollbackTest, TheAgentRefusingLeavesNothing) {
   sandboxes_->faults().create_in_guest =
       absl::FailedPreconditionError("exec: /bin/nope: not found");
-  absl::StatusOr<Child> shim = containers().Create({.id = "c1", .bundle = bundle_.path});
-  ASSERT_FALSE(shim.ok());
-  EXPECT_THAT(shim.status().message(), HasSubstr("/bin/nope"));
-  ExpectNothingLeft("c1");
+  ExpectCreateFailsLeavingNothing("/bin/nope");
 }
 
 TEST_F(CreateRollbackTest, TheAgentUnreachableLeavesNothing) {
   sandboxes_->faults().agent_connect = absl::DeadlineExceededError("agent: no hello");
-  absl::StatusOr<Child> shim = containers().Create({.id = "c1", .bundle = bundle_.path});
-  ASSERT_FALSE(shim.ok());
-  EXPECT_THAT(shim.status().message(), HasSubstr("no hello"));
-  ExpectNothingLeft("c1");
+  ExpectCreateFailsLeavingNothing("no hello");
 }
 
 TEST_F(CreateRollbackTest, TheShimFailingLeavesNothing) {
-  shim_ = root_.Write("failing-shim.sh", "#!/bin/sh\nprintf 'shim: cannot open the port' >&3\n");
-  ::chmod(shim_.c_str(), 0755);
-  absl::StatusOr<Child> shim = containers().Create({.id = "c1", .bundle = bundle_.path});
-  ASSERT_FALSE(shim.ok());
-  EXPECT_THAT(shim.status().message(), HasSubstr("cannot open the port"));
-  ExpectNothingLeft("c1");
+  UseShim("failing-shim.sh", "#!/bin/sh\nprintf 'shim: cannot open the port' >&3\n");
+  ExpectCreateFailsLeavingNothing("cannot open the port");
 }
 
 TEST_F(CreateRollbackTest, TheShimExitingBeforeReadyLeavesNothing) {
-  shim_ = root_.Write("dying-shim.sh", "#!/bin/sh\nexit 1\n");
-  ::chmod(shim_.c_str(), 0755);
-  absl::StatusOr<Child> shim = containers().Create({.id = "c1", .bundle = bundle_.path});
-  ASSERT_FALSE(shim.ok());
-  EXPECT_THAT(shim.status().message(), HasSubstr("exited before it was ready"));
-  ExpectNothingLeft("c1");
+  UseShim("dying-shim.sh", "#!/bin/sh\nexit 1\n");
+  ExpectCreateFailsLeavingNothing("exited before it was ready");
 }
 
 TEST_F(CreateRollbackTest, AMemberThatFailsRemovesOnlyWhatItAddedToItsPod) {
@@ -203,8 +207,7 @@ TEST_F(CreateRollbackTest, AMemberThatFailsRemovesOnlyWhatItAddedToItsPod) {
   // The shim failing, last: the member's port and guest process go too.
   sandboxes_->faults() = {};
   const std::string good_shim = shim_;
-  shim_ = root_.Write("failing-shim.sh", "#!/bin/sh\nprintf 'no port' >&3\n");
-  ::chmod(shim_.c_str(), 0755);
+  UseShim("failing-shim.sh", "#!/bin/sh\nprintf 'no port' >&3\n");
   ASSERT_FALSE(containers().Create({.id = kMember, .bundle = member_bundle}).ok());
   EXPECT_EQ(sandboxes_->Leftovers(), pod_only);
   EXPECT_FALSE(std::filesystem::exists(root_.path() + "/state/" + kMember));
@@ -249,13 +252,7 @@ TEST_F(CreateRollbackTest, AnExecRefusedByTheAgentGivesItsPortBackOnTheNextExec)
 }
 
 TEST_F(CreateRollbackTest, ADeleteThatCannotReachTheAgentStillRemovesTheMember) {
-  absl::StatusOr<Child> pod = containers().Create({.id = kPod, .bundle = PodBundle("p", true)});
-  ASSERT_TRUE(pod.ok()) << pod.status();
-  pod->Release();
-  absl::StatusOr<Child> member =
-      containers().Create({.id = kMember, .bundle = PodBundle("m", false)});
-  ASSERT_TRUE(member.ok()) << member.status();
-  member->Release();
+  ASSERT_NO_FATAL_FAILURE(CreatePodWithMember());
   sandboxes_->faults().agent_connect = absl::DeadlineExceededError("agent: no hello");
   // The agent cannot be reached: the member's guest side cannot be checked, the rest goes.
   ASSERT_TRUE(containers().Delete(kMember, /*force=*/true).ok());
@@ -266,13 +263,7 @@ TEST_F(CreateRollbackTest, ADeleteThatCannotReachTheAgentStillRemovesTheMember) 
 }
 
 TEST_F(CreateRollbackTest, ADeleteTheAgentRefusesKeepsTheMemberForTheNextDelete) {
-  absl::StatusOr<Child> pod = containers().Create({.id = kPod, .bundle = PodBundle("p", true)});
-  ASSERT_TRUE(pod.ok()) << pod.status();
-  pod->Release();
-  absl::StatusOr<Child> member =
-      containers().Create({.id = kMember, .bundle = PodBundle("m", false)});
-  ASSERT_TRUE(member.ok()) << member.status();
-  member->Release();
+  ASSERT_NO_FATAL_FAILURE(CreatePodWithMember());
   sandboxes_->faults().destroy_in_guest = absl::FailedPreconditionError("cgroup busy");
   absl::Status st = containers().Delete(kMember, /*force=*/true);
   EXPECT_THAT(st.message(), HasSubstr("delete container member: cgroup busy"));
