@@ -5,12 +5,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "base/log.h"
+#include "base/status.h"
 #include "runtime/cli/verb.h"
 
 namespace runvm {
 
 void AddCreateFlags(Verb& verb, CreateFlags& f) {
-  static bool ignored = false;
   verb.flags.insert(
       verb.flags.end(),
       {{.names = "-b,--bundle", .help = "the bundle directory (default: .)", .into = &f.bundle},
@@ -20,10 +20,24 @@ void AddCreateFlags(Verb& verb, CreateFlags& f) {
        {.names = "--console-socket",
         .help = "a unix socket to send the terminal's master to",
         .into = &f.console_socket},
-       {.names = "--no-pivot", .help = "accepted for runc's sake; ignored", .into = &ignored},
-       {.names = "--no-new-keyring", .help = "accepted for runc's sake; ignored", .into = &ignored},
+       {.names = "--no-pivot",
+        .help = "not passed on: the guest pivots the root when it can (a warning)",
+        .into = &f.no_pivot},
+       {.names = "--no-new-keyring",
+        .help = "what runvm does anyway: the guest makes no session keyring",
+        .into = &f.no_new_keyring},
        {.names = "--preserve-fds", .help = "not supported: must be 0", .into = &f.preserve_fds},
        {.names = "id", .help = "container id", .into = &f.id, .required = true}});
+}
+
+absl::Status CheckCreateFlags(const CreateFlags& f) {
+  RETURN_IF_ERROR(RefuseHostOnlyFlags(f.preserve_fds));
+  if (f.no_pivot) {
+    LogWarning(absl::StrCat("container ", f.id,
+                            ": --no-pivot is not passed on: the guest switches the container's "
+                            "root with pivot_root where it can, and by moving it only when not"));
+  }
+  return absl::OkStatus();
 }
 
 Verb CreateVerb(const GlobalFlags& g) {
@@ -31,7 +45,7 @@ Verb CreateVerb(const GlobalFlags& g) {
   Verb v{.name = "create",
          .help = "create a container (its VM boots; the process waits)",
          .run = [&g, f] {
-           if (absl::Status st = RefuseHostOnlyFlags(f->preserve_fds); !st.ok()) {
+           if (absl::Status st = CheckCreateFlags(*f); !st.ok()) {
              return Fail(st.message());
            }
            absl::StatusOr<Child> shim =

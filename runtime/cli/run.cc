@@ -21,7 +21,7 @@ Verb RunVerb(const GlobalFlags& g) {
          .help = "create and start a container; wait for it unless --detach",
          .flags = {{.names = "-d,--detach", .help = "return once it runs", .into = &f->detach}},
          .run = [&g, f] {
-           if (absl::Status st = RefuseHostOnlyFlags(f->preserve_fds); !st.ok()) {
+           if (absl::Status st = CheckCreateFlags(*f); !st.ok()) {
              return Fail(st.message());
            }
            Containers containers = MakeContainers(g);

@@ -99,8 +99,13 @@ struct CreateFlags {
   std::string pid_file;
   std::string console_socket;
   int preserve_fds = 0;
+  bool no_pivot = false;
+  bool no_new_keyring = false;
 };
 void AddCreateFlags(Verb& verb, CreateFlags& flags);
+// Flags runc has that runvm cannot honour as asked: refused (RefuseHostOnlyFlags) or, for those
+// engines pass routinely, warned about here.
+absl::Status CheckCreateFlags(const CreateFlags& flags);
 
 // Flags that ask for something a process in a VM cannot have: refused, never ignored.
 absl::Status RefuseHostOnlyFlags(int preserve_fds, const std::string& process_label = "",

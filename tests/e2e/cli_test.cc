@@ -199,5 +199,17 @@ TEST_F(CliTest, SpecWritesRuncsDefaultOnceAndRefusesToOverwrite) {
   EXPECT_THAT(r.err, HasSubstr("config.json exists. Remove it first"));
 }
 
+// runc's flags that runvm cannot honour as asked are warned about, not dropped silently.
+TEST_F(CliTest, FlagsRunvmCannotHonourAreWarnedAbout) {
+  Result r = Runvm({"spec", "--rootless", "-b", dir_.path()});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(r.err, HasSubstr("spec --rootless: runvm runs as root"));
+  r = Runvm({"--root", dir_.path() + "/state", "create", "--no-pivot", "--no-new-keyring", "-b",
+             dir_.path() + "/missing", "c1"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.err, HasSubstr("container c1: --no-pivot is not passed on"));
+  EXPECT_THAT(r.err, Not(HasSubstr("keyring")));  // what runvm does anyway
+}
+
 }  // namespace
 }  // namespace runvm
