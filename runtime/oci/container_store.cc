@@ -175,15 +175,15 @@ absl::Status RemoveMember(ContainerStore& store, const std::string& id, bool for
       EndShim(r.shim);
       for (const ExecRecord& e : r.execs) EndShim(e.shim);
       RETURN_IF_ERROR(Annotate(RemoveHostCgroups(r.host_cgroups), "delete container " + id));
-      if (running) {
+      // A VM that cannot be changed now (stopped, or QMP unreachable) keeps the ports recorded:
+      // they go with it.
+      if (vm.CheckCanPlug().ok()) {
         std::vector<std::string> ports = {r.port_device};
         for (const ExecRecord& e : r.execs) ports.push_back(e.port_device);
         for (const std::string& port : ports) {
           if (port.empty() || !vm.record().vm->hotplug.Find(port)) continue;
-          absl::Status st = vm.Unplug(port);
-          // A VM whose QMP cannot be reached has not plugged anything since: its ports go with it.
-          if (absl::IsFailedPrecondition(st)) break;
-          RETURN_IF_ERROR(Annotate(st, absl::StrCat("delete container ", id, ": its port")));
+          RETURN_IF_ERROR(
+              Annotate(vm.Unplug(port), absl::StrCat("delete container ", id, ": its port")));
         }
       }
       for (auto it = r.shares.rbegin(); it != r.shares.rend(); ++it) {

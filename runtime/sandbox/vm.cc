@@ -42,6 +42,7 @@ class QemuSandboxVm : public SandboxVm {
   explicit QemuSandboxVm(std::unique_ptr<Sandbox> sandbox) : sb_(std::move(sandbox)) {}
 
   const SandboxRecord& record() const override { return sb_->record(); }
+  absl::Status CheckCanPlug() const override { return sb_->hotplug().status(); }
 
   absl::StatusOr<qemu::PluggedDevice> AddSerialPort(const std::string& name) override {
     ASSIGN_OR_RETURN(qemu::Hotplug * hp, sb_->hotplug());

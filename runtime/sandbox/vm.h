@@ -47,6 +47,9 @@ class SandboxVm {
   virtual const SandboxRecord& record() const = 0;
   // FailedPrecondition naming the sandbox and the reason when its VM does not run.
   absl::Status CheckRunning() const;
+  // Whether devices can be plugged and unplugged now: the VM runs and QMP answered (opened with
+  // `connect`); FailedPrecondition saying why not.
+  virtual absl::Status CheckCanPlug() const = 0;
 
   virtual absl::StatusOr<qemu::PluggedDevice> AddSerialPort(const std::string& name) = 0;
   virtual absl::StatusOr<qemu::VcpuResult> AddVcpus(int count) = 0;

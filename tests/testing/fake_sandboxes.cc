@@ -49,6 +49,7 @@ class FakeSandboxVm : public SandboxVm {
   FakeSandboxVm(FakeSandboxes& owner, FakeSandboxes::Vm& vm) : owner_(owner), vm_(vm) {}
 
   const SandboxRecord& record() const override { return vm_.record; }
+  absl::Status CheckCanPlug() const override { return CheckRunning(); }
 
   absl::StatusOr<qemu::PluggedDevice> AddSerialPort(const std::string& name) override {
     owner_.calls_.push_back(absl::StrCat("add-port ", vm_.record.id, " ", name));
