@@ -5,7 +5,6 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "base/log.h"
 #include "proto/oci_spec.h"
 #include "runtime/cli/verb.h"
@@ -58,6 +57,22 @@ void AddVerb(CLI::App& parent, Verb& verb, std::vector<std::pair<CLI::App*, Verb
   added.emplace_back(app, &verb);
 }
 
+// "sandbox plug disk ID" or "exec ID": the verb and its id, never the rest of the command line
+// (an exec's -e values and arguments may hold secrets).
+std::string Describe(const CLI::App& cli, const Verb& verb) {
+  std::string out = cli.get_name();
+  for (const CLI::App* p = cli.get_parent(); p != nullptr && p->get_parent() != nullptr;
+       p = p->get_parent()) {
+    out = p->get_name() + " " + out;
+  }
+  for (const Flag& flag : verb.flags) {
+    if (flag.names != "id") continue;
+    if (auto* id = std::get_if<std::string*>(&flag.into)) absl::StrAppend(&out, " ", **id);
+  }
+  if (verb.rest != nullptr && !verb.rest->empty()) absl::StrAppend(&out, " ", verb.rest->front());
+  return out;
+}
+
 }  // namespace
 
 int RunCli(int argc, char** argv) {
@@ -103,8 +118,7 @@ int RunCli(int argc, char** argv) {
   for (auto& [cli, verb] : added) {
     if (!cli->parsed() || !verb->run) continue;
     if (verb->rest != nullptr) *verb->rest = cli->remaining();
-    std::vector<std::string> args(argv + 1, argv + argc);
-    LogDebug(absl::StrCat("runvm ", absl::StrJoin(args, " ")));
+    LogDebug(absl::StrCat("runvm ", Describe(*cli, *verb)));
     return verb->run();
   }
   return Fail("no command given");
