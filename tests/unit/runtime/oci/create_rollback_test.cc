@@ -27,8 +27,10 @@ using ::testing::IsEmpty;
 using testing::MakeBusyboxBundle;
 using testing::TempDir;
 
-constexpr char kPod[] = "pod";
-constexpr char kMember[] = "member";
+// Ids as engines give them: 64 hex digits.
+const std::string kPod(64, 'a');
+const std::string kMember(64, 'b');
+const std::string kC1 = "c1" + std::string(62, 'c');
 
 class CreateRollbackTest : public ::testing::Test {
  protected:
@@ -57,7 +59,7 @@ class CreateRollbackTest : public ::testing::Test {
   void TearDown() override {
     if (sandboxes_ == nullptr) return;
     // Whatever a failed test left: its shims and mounts.
-    for (const std::string& id : {std::string(kMember), std::string(kPod), std::string("c1")}) {
+    for (const std::string& id : {kMember, kPod, kC1}) {
       (void)containers().Delete(id, /*force=*/true);
     }
   }
@@ -95,12 +97,12 @@ class CreateRollbackTest : public ::testing::Test {
     }
   }
 
-  // Create of c1 fails with `message`, leaving nothing.
+  // Create of kC1 fails with `message`, leaving nothing.
   void ExpectCreateFailsLeavingNothing(const std::string& message) {
-    absl::StatusOr<Child> shim = containers().Create({.id = "c1", .bundle = bundle_.path});
+    absl::StatusOr<Child> shim = containers().Create({.id = kC1, .bundle = bundle_.path});
     ASSERT_FALSE(shim.ok());
     EXPECT_THAT(shim.status().message(), HasSubstr(message));
-    ExpectNothingLeft("c1");
+    ExpectNothingLeft(kC1);
   }
 
   // The shim is `script` from now on.
@@ -128,16 +130,17 @@ class CreateRollbackTest : public ::testing::Test {
 };
 
 TEST_F(CreateRollbackTest, ACreateThatSucceedsIsRemovedByDelete) {
-  absl::StatusOr<Child> shim = containers().Create({.id = "c1", .bundle = bundle_.path});
+  absl::StatusOr<Child> shim = containers().Create({.id = kC1, .bundle = bundle_.path});
   ASSERT_TRUE(shim.ok()) << shim.status();
   shim->Release();
-  absl::StatusOr<OciState> state = containers().State("c1");
+  absl::StatusOr<OciState> state = containers().State(kC1);
   ASSERT_TRUE(state.ok()) << state.status();
   EXPECT_EQ(state->status, ContainerStatus::kCreated);
   EXPECT_THAT(sandboxes_->Leftovers(), ::testing::Contains(HasSubstr("mount ")));
-  EXPECT_THAT(sandboxes_->Leftovers(), ::testing::Contains("in guest c1 c1"));
-  ASSERT_TRUE(containers().Delete("c1", /*force=*/true).ok());
-  ExpectNothingLeft("c1");
+  EXPECT_THAT(sandboxes_->Leftovers(),
+              ::testing::Contains(absl::StrCat("in guest ", kC1, " ", kC1)));
+  ASSERT_TRUE(containers().Delete(kC1, /*force=*/true).ok());
+  ExpectNothingLeft(kC1);
 }
 
 TEST_F(CreateRollbackTest, TheVmFailingToBootLeavesNothing) {
@@ -145,14 +148,14 @@ TEST_F(CreateRollbackTest, TheVmFailingToBootLeavesNothing) {
   ExpectCreateFailsLeavingNothing("could not load kernel");
   // The id is free again.
   sandboxes_->faults().boot = absl::OkStatus();
-  EXPECT_TRUE(containers().Create({.id = "c1", .bundle = bundle_.path}).ok());
+  EXPECT_TRUE(containers().Create({.id = kC1, .bundle = bundle_.path}).ok());
 }
 
 TEST_F(CreateRollbackTest, ThePortRefusedLeavesNothing) {
   sandboxes_->faults().add_port = absl::InternalError("chardev-add: no free port");
   ExpectCreateFailsLeavingNothing("no free port");
   // The bundle's rootfs and volume were shared before the port: both unbound by the rollback.
-  EXPECT_THAT(sandboxes_->calls(), ::testing::Contains("delete c1"));
+  EXPECT_THAT(sandboxes_->calls(), ::testing::Contains("delete " + kC1));
 }
 
 TEST_F(CreateRollbackTest, TheAgentRefusingLeavesNothing) {
@@ -226,29 +229,30 @@ TEST_F(CreateRollbackTest, AMemberOfAPodThatDoesNotExistLeavesNothing) {
   absl::StatusOr<Child> member =
       containers().Create({.id = kMember, .bundle = PodBundle("m", false)});
   ASSERT_FALSE(member.ok());
-  EXPECT_THAT(member.status().message(), HasSubstr("its sandbox pod does not exist"));
+  EXPECT_THAT(member.status().message(),
+              HasSubstr(absl::StrCat("its sandbox ", kPod, " does not exist")));
   ExpectNothingLeft(kMember);
   EXPECT_THAT(sandboxes_->calls(), IsEmpty());  // no VM was touched
 }
 
 TEST_F(CreateRollbackTest, AnExecRefusedByTheAgentGivesItsPortBackOnTheNextExec) {
-  absl::StatusOr<Child> shim = containers().Create({.id = "c1", .bundle = bundle_.path});
+  absl::StatusOr<Child> shim = containers().Create({.id = kC1, .bundle = bundle_.path});
   ASSERT_TRUE(shim.ok()) << shim.status();
   shim->Release();
-  ASSERT_TRUE(containers().Start("c1").ok());
+  ASSERT_TRUE(containers().Start(kC1).ok());
   sandboxes_->faults().create_in_guest = absl::FailedPreconditionError("exec: not found");
-  absl::StatusOr<Child> exec = containers().Exec({.id = "c1", .args = {"nope"}});
+  absl::StatusOr<Child> exec = containers().Exec({.id = kC1, .args = {"nope"}});
   ASSERT_FALSE(exec.ok());
   EXPECT_THAT(exec.status().message(), HasSubstr("not found"));
   sandboxes_->faults() = {};
   const size_t devices_before = sandboxes_->Leftovers().size();
-  exec = containers().Exec({.id = "c1", .args = {"true"}});
+  exec = containers().Exec({.id = kC1, .args = {"true"}});
   ASSERT_TRUE(exec.ok()) << exec.status();
   exec->Release();
   // The failed exec's port was unplugged, the new one plugged: as many devices as before.
   EXPECT_EQ(sandboxes_->Leftovers().size(), devices_before + 1);  // + the exec in the guest
-  ASSERT_TRUE(containers().Delete("c1", /*force=*/true).ok());
-  ExpectNothingLeft("c1");
+  ASSERT_TRUE(containers().Delete(kC1, /*force=*/true).ok());
+  ExpectNothingLeft(kC1);
 }
 
 TEST_F(CreateRollbackTest, ADeleteThatCannotReachTheAgentStillRemovesTheMember) {
@@ -266,10 +270,11 @@ TEST_F(CreateRollbackTest, ADeleteTheAgentRefusesKeepsTheMemberForTheNextDelete)
   ASSERT_NO_FATAL_FAILURE(CreatePodWithMember());
   sandboxes_->faults().destroy_in_guest = absl::FailedPreconditionError("cgroup busy");
   absl::Status st = containers().Delete(kMember, /*force=*/true);
-  EXPECT_THAT(st.message(), HasSubstr("delete container member: cgroup busy"));
+  EXPECT_THAT(st.message(), HasSubstr(absl::StrCat("delete container ", kMember, ": cgroup busy")));
   // Nothing was removed: the record still says what to remove, and the next delete does.
   EXPECT_TRUE(std::filesystem::exists(root_.path() + "/state/" + kMember + "/container.json"));
-  EXPECT_THAT(sandboxes_->Leftovers(), ::testing::Contains("in guest pod member"));
+  EXPECT_THAT(sandboxes_->Leftovers(),
+              ::testing::Contains(absl::StrCat("in guest ", kPod, " ", kMember)));
   sandboxes_->faults() = {};
   ASSERT_TRUE(containers().Delete(kMember, /*force=*/true).ok());
   EXPECT_FALSE(std::filesystem::exists(root_.path() + "/state/" + kMember));
