@@ -3,17 +3,16 @@
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
-#include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstring>
-#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "base/netns.h"
 #include "base/status.h"
 
 namespace runvm::devices {
@@ -21,16 +20,10 @@ namespace {
 
 constexpr int kMaxQueues = 256;
 
-// Runs in a thread of its own: setns(CLONE_NEWNET) changes only the calling thread.
+// Runs in the namespace (InNetworkNamespace).
 absl::StatusOr<Tap> CreateTapHere(const std::string& netns_path, const std::string& name,
                                   int queues) {
   const std::string what = absl::StrCat("tap ", name);
-  if (!netns_path.empty()) {
-    ASSIGN_OR_RETURN(Fd ns, OpenFile(netns_path, O_RDONLY));
-    if (::setns(ns.get(), CLONE_NEWNET) != 0) {
-      return ErrnoError(absl::StrCat(what, ": enter network namespace ", netns_path));
-    }
-  }
   Fd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (!sock) return ErrnoError(what + ": socket");
   struct ifreq probe {};
@@ -79,8 +72,11 @@ absl::StatusOr<Tap> CreateTap(const std::string& netns_path, const std::string& 
         absl::StrCat("tap ", name, ": ", queues, " queues (allowed: 1 to ", kMaxQueues, ")"));
   }
   absl::StatusOr<Tap> result = absl::InternalError("tap thread did not run");
-  std::thread worker([&] { result = CreateTapHere(netns_path, name, queues); });
-  worker.join();
+  absl::Status entered = InNetworkNamespace(netns_path, [&] {
+    result = CreateTapHere(netns_path, name, queues);
+    return absl::OkStatus();
+  });
+  if (!entered.ok()) return Annotate(entered, "tap " + name);
   return result;
 }
 
