@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Fails when a layer includes a header from a layer it may not depend on.
 
-Layers point one way: base <- proto <- persist <- devices <- hypervisor <- runtime; agent uses
+Layers point one way: base <- proto <- persist <- devices <- hypervisor <- runtime, with network
+(pod endpoints) beside hypervisor, above devices and below runtime; agent uses
 only base and proto; hypervisor/qmp uses only base. Inside runtime the rooms point one way too:
 config <- sandbox <- host <- oci <- cli (runtime/README.md). Headers are included by their path from the
 repository root ("base/fd.h"), so the first path components name the layer. Tests and benchmarks
@@ -21,12 +22,13 @@ ALLOWED = {
     "proto": {"base", "proto"},
     "persist": {"base", "proto", "persist"},
     "devices": {"base", "proto", "persist", "devices"},
+    "network": {"base", "proto", "persist", "devices", "network"},
     "hypervisor/qmp": {"base", "hypervisor/qmp"},
     "hypervisor/qemu": {"base", "proto", "persist", "devices", "hypervisor/qmp", "hypervisor/qemu"},
     "hypervisor": {"base", "proto", "persist", "devices", "hypervisor/qmp", "hypervisor/qemu",
                    "hypervisor"},
-    "runtime": {"base", "proto", "persist", "devices", "hypervisor/qmp", "hypervisor/qemu",
-                "hypervisor", "runtime"},
+    "runtime": {"base", "proto", "persist", "devices", "network", "hypervisor/qmp",
+                "hypervisor/qemu", "hypervisor", "runtime"},
     "agent": {"base", "proto", "agent"},
 }
 # runtime's rooms, each above those before it.
