@@ -28,6 +28,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "agent/container.h"
+#include "agent/network.h"
 #include "base/deadline.h"
 #include "base/fd.h"
 #include "base/file.h"
@@ -674,6 +675,12 @@ Message Agent::Handle(const Message& request) {
   if (request.type == kPause || request.type == kResume || request.type == kUpdate ||
       request.type == kStats) {
     return HandleCgroup(request);
+  }
+  if (request.type == kConfigureNetwork) {
+    absl::StatusOr<NetworkConfig> config = NetworkConfigFrom(request);
+    absl::Status st = config.ok() ? ConfigureNetwork(*config) : config.status();
+    if (!st.ok()) return ErrorReply(request, st.message());
+    return {.type = kConfigureNetwork, .id = request.id};
   }
   return ErrorReply(request, "unknown request type");
 }

@@ -102,9 +102,10 @@ cpio_gz() {
 # The agent, static: the guest has no C++ runtime. (Debian's abseil CMake targets name shared
 # libraries only, so this links through pkg-config.)
 echo "guest: building runvm-agent (static)"
-g++ -std=c++20 -O2 -s -static -I"$src" "${agent_sources[@]}" -o "$work/runvm-agent" \
+g++ -std=c++20 -O2 -s -static -I"$src" $(pkg-config --cflags libnl-route-3.0) "${agent_sources[@]}" \
+  -o "$work/runvm-agent" \
   $(pkg-config --static --libs absl_statusor absl_status absl_strings absl_str_format absl_time \
-    libseccomp libcap) \
+    libseccomp libcap libnl-route-3.0) \
   2> >(grep -v -e "Using 'get.*' in statically linked" -e "in function" >&2)
 
 populate "$work/guest" "$here/init" $GUEST_MODULES

@@ -374,6 +374,75 @@ absl::StatusOr<UpdateRequest> UpdateRequestFrom(const Message& m) {
   return v;
 }
 
+Json InterfaceToJson(const GuestInterface& v) {
+  Json routes = Json::array();
+  for (const GuestRoute& r : v.routes) routes.push_back({{"dest", r.dest}, {"gateway", r.gateway}});
+  return {{"mac", v.mac},
+          {"name", v.name},
+          {"mtu", v.mtu},
+          {"addresses", v.addresses},
+          {"routes", std::move(routes)}};
+}
+
+absl::StatusOr<GuestInterface> InterfaceFromJson(const Json& j, absl::string_view what) {
+  auto bad = [&](absl::string_view field, absl::string_view kind) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ": field \"", field, "\" is missing or not ", kind));
+  };
+  if (!j.is_object()) return absl::InvalidArgumentError(absl::StrCat(what, ": not an object"));
+  GuestInterface v;
+  for (auto [field, out] : {std::pair{"mac", &v.mac}, std::pair{"name", &v.name}}) {
+    auto f = j.find(field);
+    if (f == j.end() || !f->is_string()) return bad(field, "a string");
+    *out = f->get<std::string>();
+  }
+  auto mtu = j.find("mtu");
+  if (mtu == j.end() || !mtu->is_number_integer()) return bad("mtu", "an integer");
+  v.mtu = mtu->get<int64_t>();
+  auto addresses = j.find("addresses");
+  if (addresses == j.end() || !addresses->is_array()) return bad("addresses", "a list of strings");
+  for (const Json& a : *addresses) {
+    if (!a.is_string()) return bad("addresses", "a list of strings");
+    v.addresses.push_back(a.get<std::string>());
+  }
+  auto routes = j.find("routes");
+  if (routes == j.end() || !routes->is_array()) return bad("routes", "a list of {dest, gateway}");
+  for (const Json& r : *routes) {
+    auto dest = r.is_object() ? r.find("dest") : r.end();
+    auto gateway = r.is_object() ? r.find("gateway") : r.end();
+    if (!r.is_object() || dest == r.end() || !dest->is_string() || gateway == r.end() ||
+        !gateway->is_string()) {
+      return bad("routes", "a list of {dest, gateway}");
+    }
+    v.routes.push_back({.dest = dest->get<std::string>(), .gateway = gateway->get<std::string>()});
+  }
+  return v;
+}
+
+Json ToFields(const NetworkConfig& v) {
+  Json interfaces = Json::array();
+  for (const GuestInterface& i : v.interfaces) interfaces.push_back(InterfaceToJson(i));
+  return {{"interfaces", std::move(interfaces)}, {"timeout_ms", v.timeout_ms}};
+}
+
+absl::StatusOr<NetworkConfig> NetworkConfigFrom(const Message& m) {
+  RETURN_IF_ERROR(Expect(m, kConfigureNetwork));
+  auto list = m.fields.find("interfaces");
+  if (list == m.fields.end() || !list->is_array()) return Bad(m, "interfaces", "a list");
+  NetworkConfig v;
+  for (size_t i = 0; i < list->size(); ++i) {
+    ASSIGN_OR_RETURN(GuestInterface iface,
+                     InterfaceFromJson((*list)[i], absl::StrCat(m.type, ": interfaces[", i, "]")));
+    v.interfaces.push_back(std::move(iface));
+  }
+  auto timeout = m.fields.find("timeout_ms");
+  if (timeout == m.fields.end() || !timeout->is_number_integer()) {
+    return Bad(m, "timeout_ms", "an integer");
+  }
+  v.timeout_ms = timeout->get<int64_t>();
+  return v;
+}
+
 namespace {
 
 // CgroupStats's integer figures by their field names.

@@ -65,6 +65,10 @@ inline constexpr char kPause[] = "pause";
 inline constexpr char kResume[] = "resume";
 inline constexpr char kUpdate[] = "update";
 inline constexpr char kStats[] = "stats";
+// The pod's network (NetworkConfig, answered with an empty body): each interface found by its MAC
+// within timeout_ms of the request (its NIC was just hot-plugged), renamed, given its MTU and
+// addresses and set up; then the routes. Sent once, before the pod's first container.
+inline constexpr char kConfigureNetwork[] = "configure_network";
 
 struct Message {
   std::string type;
@@ -148,6 +152,29 @@ struct UpdateRequest {
   std::string resources_json;  // an OCI LinuxResources object; absent fields stay as they are
 };
 // A container's cgroup figures as the guest's cgroup v2 files give them; -1 for "max".
+// A route of a guest interface, as `ip route` would take it.
+struct GuestRoute {
+  std::string dest;     // "default", "10.1.0.0/16", "2001:db8::/64"
+  std::string gateway;  // empty: on link
+  bool operator==(const GuestRoute&) const = default;
+};
+// A guest NIC as the pod's namespace had it.
+struct GuestInterface {
+  std::string mac;   // how the agent finds it
+  std::string name;  // "eth0"
+  int64_t mtu = 1500;
+  std::vector<std::string> addresses;  // "10.88.0.5/16", "2001:db8::5/64"
+  std::vector<GuestRoute> routes;
+  bool operator==(const GuestInterface&) const = default;
+};
+struct NetworkConfig {
+  std::vector<GuestInterface> interfaces;
+  int64_t timeout_ms = 20000;
+};
+nlohmann::json InterfaceToJson(const GuestInterface& v);
+// Strict; errors name `what` and the field.
+absl::StatusOr<GuestInterface> InterfaceFromJson(const nlohmann::json& j, absl::string_view what);
+
 struct CgroupStats {
   int64_t cpu_usage_usec = 0, cpu_user_usec = 0, cpu_system_usec = 0;  // cpu.stat
   int64_t cpu_periods = 0, cpu_throttled_periods = 0, cpu_throttled_usec = 0;
@@ -204,6 +231,7 @@ nlohmann::json ToFields(const Created& v);
 nlohmann::json ToFields(const ProcessList& v);
 nlohmann::json ToFields(const UpdateRequest& v);
 nlohmann::json ToFields(const CgroupStats& v);
+nlohmann::json ToFields(const NetworkConfig& v);
 
 absl::StatusOr<Hello> HelloFrom(const Message& m);
 absl::StatusOr<HelloReply> HelloReplyFrom(const Message& m);
@@ -221,6 +249,7 @@ absl::StatusOr<Created> CreatedFrom(const Message& m);  // also exec_process
 absl::StatusOr<ProcessList> ProcessListFrom(const Message& m);
 absl::StatusOr<UpdateRequest> UpdateRequestFrom(const Message& m);
 absl::StatusOr<CgroupStats> CgroupStatsFrom(const Message& m);
+absl::StatusOr<NetworkConfig> NetworkConfigFrom(const Message& m);
 
 }  // namespace runvm::agent_proto
 
