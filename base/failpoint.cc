@@ -34,6 +34,9 @@ constexpr const char* kFailpoints[] = {
     "container.create.after-record",
     "container.create.after-boot",
     "container.create.before-shim",
+    "network.connect.before-nic",
+    "network.connect.before-filter",
+    "network.connect.before-guest",
 };
 
 }  // namespace

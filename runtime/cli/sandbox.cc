@@ -35,7 +35,7 @@ absl::Status Create(SandboxStore& store, const SandboxCommand& c,
                     const std::function<absl::StatusOr<LoadedConfig>()>& load) {
   RETURN_IF_ERROR(ValidateSandboxId(c.id));
   ASSIGN_OR_RETURN(LoadedConfig loaded, load());
-  return BootSandbox(store, c.id, loaded, c.wait_guest);
+  return BootSandbox(store, c.id, loaded, c.wait_guest, c.netns);
 }
 
 // Plugs what the command asks for; prints the device(s).
@@ -182,7 +182,10 @@ Verb SandboxVerb(const GlobalFlags& g) {
            .flags = {id,
                      {.names = "--no-wait",
                       .help = "return once QEMU runs, without waiting for the guest",
-                      .into = &f->no_wait}},
+                      .into = &f->no_wait},
+                     {.names = "--netns",
+                      .help = "the pod's network namespace (a path) to carry into the VM",
+                      .into = &c.netns}},
            .run = run("create")},
           {.name = "plug",
            .help = "hot-plug a device into a running sandbox",

@@ -37,6 +37,7 @@ struct Prepared {
   std::string rootfs;  // absolute
   PodRole role;
   std::string cgroups_path;  // resolved; "" when the spec names none
+  std::string netns;         // the pod's network namespace (a sandbox's own VM only); "" for none
 };
 
 absl::StatusOr<Prepared> PrepareBundle(const CreateRequest& req, bool systemd_cgroup) {
@@ -61,17 +62,17 @@ absl::StatusOr<Prepared> PrepareBundle(const CreateRequest& req, bool systemd_cg
   ASSIGN_OR_RETURN(p.role, PodRoleOf(req.id, p.spec.annotations));
   ASSIGN_OR_RETURN(p.cgroups_path, ResolveCgroupsPath(p.spec.linux.cgroups_path, systemd_cgroup));
   if (p.role.kind != PodRole::kMember) {
-    // Said, not silently dropped: the VM's network is its own loopback until the pod's
-    // namespace is carried into it.
+    // A namespace by path is the pod's (its CNI plugins made it): the VM's boot carries it in
+    // (runtime/sandbox/network.h). None at all is the host's network, which a VM cannot share:
+    // said, not silently dropped.
     auto net = std::find_if(p.spec.linux.namespaces.begin(), p.spec.linux.namespaces.end(),
                             [](const oci::Namespace& ns) { return ns.type == "network"; });
     if (net == p.spec.linux.namespaces.end()) {
       LogWarning(absl::StrCat("container ", req.id,
                               ": its spec shares the host's network namespace, which a VM cannot;"
                               " it has the VM's loopback only"));
-    } else if (!net->path.empty()) {
-      LogWarning(absl::StrCat("container ", req.id, ": its network namespace ", net->path,
-                              " is not carried into the VM yet; it has the VM's loopback only"));
+    } else {
+      p.netns = net->path;
     }
     RETURN_IF_ERROR(MapNamespaces(p.role, 0, p.spec.linux.namespaces));
   }
@@ -191,7 +192,7 @@ class Creation {
           MakeCgroups(cg, PlaceSandboxOwner(cg, p_.cgroups_path, req_.id,
                                             loaded.config.runtime.sandbox_cgroup_only)));
     }
-    return sandboxes_.Boot(req_.id, loaded);
+    return sandboxes_.Boot(req_.id, loaded, p_.netns);
   }
 
   // A member joins a pod whose sandbox container still runs, in its namespaces.

@@ -5,6 +5,7 @@
 #include "base/status.h"
 #include "hypervisor/qemu/accel_probe.h"
 #include "hypervisor/qemu/vm.h"
+#include "runtime/sandbox/network.h"
 
 namespace runvm {
 
@@ -22,19 +23,33 @@ absl::StatusOr<Accelerator> ResolveAccelerator(const config::QemuConfig& q,
 }
 
 absl::Status BootSandbox(SandboxStore& store, const std::string& id, const LoadedConfig& loaded,
-                         bool wait_guest) {
+                         bool wait_guest, const std::string& netns) {
+  if (!netns.empty() && !wait_guest) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sandbox ", id, ": a pod network needs the guest up (do not skip the wait)"));
+  }
   RETURN_IF_ERROR(ValidateSandboxId(id));
   if (std::vector<std::string> problems = CheckConfigFiles(loaded); !problems.empty()) {
     return absl::FailedPreconditionError(problems.front());
   }
+  const std::string& model = loaded.config.runtime.internetworking_model;
+  if (!netns.empty()) RETURN_IF_ERROR(CheckPodNetwork(id, netns, model));
   ASSIGN_OR_RETURN(Accelerator accel, ResolveAccelerator(loaded.config.hypervisor));
   LogDebug(absl::StrCat("sandbox ", id, ": accelerator ", accel.how));
   ASSIGN_OR_RETURN(int64_t host_memory, qemu::HostMemoryMib());
-  return store.Create({.config = loaded.config.hypervisor,
-                       .sandbox_id = id,
-                       .accelerator = accel.name,
-                       .host_memory_mib = host_memory},
-                      wait_guest);
+  RETURN_IF_ERROR(store.Create({.config = loaded.config.hypervisor,
+                                .sandbox_id = id,
+                                .accelerator = accel.name,
+                                .host_memory_mib = host_memory},
+                               wait_guest));
+  if (netns.empty()) return absl::OkStatus();
+  absl::Status connected = ConnectPodNetwork(store, id, netns, model);
+  if (!connected.ok()) {
+    if (absl::Status undone = store.Delete(id, /*force=*/true); !undone.ok()) {
+      LogWarning(absl::StrCat("sandbox ", id, ": undoing the failed boot: ", undone.message()));
+    }
+  }
+  return connected;
 }
 
 }  // namespace runvm

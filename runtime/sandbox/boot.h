@@ -25,9 +25,10 @@ absl::StatusOr<Accelerator> ResolveAccelerator(const config::QemuConfig& q,
                                                const std::string& kvm_device = "/dev/kvm");
 
 // Checks the configured files, chooses the accelerator, reads the host's memory and boots the
-// sandbox VM (SandboxStore::Create: all or nothing).
+// sandbox VM (SandboxStore::Create), then carries the pod's network namespace `netns` (a path;
+// empty: none) into it (ConnectPodNetwork). All or nothing: a failure deletes the sandbox.
 absl::Status BootSandbox(SandboxStore& store, const std::string& id, const LoadedConfig& loaded,
-                         bool wait_guest);
+                         bool wait_guest, const std::string& netns = "");
 
 }  // namespace runvm
 

@@ -22,6 +22,7 @@
 #include "nlohmann/json.hpp"
 #include "persist/fields.h"
 #include "runtime/sandbox/agent_client.h"
+#include "runtime/sandbox/network.h"
 
 namespace runvm {
 namespace {
@@ -63,6 +64,7 @@ absl::StatusOr<std::string> EndBoot(const SandboxRecord& r) {
     RETURN_IF_ERROR(qemu::StopVm(*r.vm));
     ended.push_back(absl::StrCat("QEMU pid ", r.vm->qemu.pid));
   }
+  RETURN_IF_ERROR(ReleasePodNetwork(r));
   ASSIGN_OR_RETURN(std::vector<ProcessIdentity> strays, qemu::CollectStrays(r.run_dir));
   for (const ProcessIdentity& p : strays) {
     ended.push_back(absl::StrCat(p.exe.substr(p.exe.rfind('/') + 1), " pid ", p.pid));
@@ -79,6 +81,7 @@ Json SandboxToJson(const SandboxRecord& r) {
   Json j = {{"id", r.id},         {"created", r.created}, {"status", r.status},
             {"intent", r.intent}, {"run_dir", r.run_dir}, {"note", r.note}};
   j["vm"] = r.vm ? qemu::VmToJson(*r.vm) : Json(nullptr);
+  j["network"] = r.network ? network::PodNetworkToJson(*r.network) : Json(nullptr);
   return j;
 }
 
@@ -110,6 +113,12 @@ absl::StatusOr<SandboxRecord> SandboxFromJson(const Json& j) {
     absl::StatusOr<qemu::RunningVm> parsed = qemu::VmFromJson(*vm);
     if (!parsed.ok()) return Annotate(parsed.status(), "sandbox record");
     r.vm = *std::move(parsed);
+  }
+  // Absent from records written before pod networking: none.
+  if (auto net = j.find("network"); net != j.end() && !net->is_null()) {
+    absl::StatusOr<network::PodNetwork> parsed = network::PodNetworkFromJson(*net);
+    if (!parsed.ok()) return Annotate(parsed.status(), "sandbox record");
+    r.network = *std::move(parsed);
   }
   return r;
 }
@@ -186,6 +195,7 @@ absl::Status Sandbox::Reconcile(bool connect) {
     RETURN_IF_ERROR(Save());
   } else if (r.intent == kStepStop) {
     if (r.vm) RETURN_IF_ERROR(qemu::StopVm(*r.vm));
+    RETURN_IF_ERROR(ReleasePodNetwork(r));
     r.status = kStopped;
     r.intent.clear();
     report_.actions.push_back("the interrupted stop was carried through");
@@ -206,6 +216,8 @@ absl::Status Sandbox::Reconcile(bool connect) {
     r.note = live.detail;
     not_running_ = absl::StrCat("it is stopped: ", live.detail);
     report_.actions.push_back(live.detail);
+    // Its taps went with it; the filters that fed them go now.
+    if (absl::Status st = ReleasePodNetwork(r); !st.ok()) LogWarning(st.message());
     return Save();
   }
   if (live.status == kLost) {
@@ -223,6 +235,14 @@ absl::Status Sandbox::Reconcile(bool connect) {
   ASSIGN_OR_RETURN(qemu::ReconcileReport report, hotplug_->Reconcile());
   report_.run_state = report.run_state;
   for (std::string& a : report.actions) report_.actions.push_back(std::move(a));
+  if (r.network) {
+    for (const network::Endpoint& e : r.network->endpoints) {
+      if (!e.nic.empty() && r.vm->hotplug.Find(e.nic) == nullptr) {
+        report_.actions.push_back(absl::StrCat("pod network: the NIC ", e.nic, " of interface ",
+                                               e.interface, " is no longer plugged"));
+      }
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -335,6 +355,7 @@ absl::StatusOr<std::unique_ptr<Sandbox>> SandboxStore::Open(const std::string& i
   if (record->intent == kStepDelete) {
     // A delete was killed half way: finish it, and the sandbox is gone.
     if (record->vm) RETURN_IF_ERROR(qemu::StopVm(*record->vm));
+    RETURN_IF_ERROR(ReleasePodNetwork(*record));
     RETURN_IF_ERROR(qemu::CollectStrays(record->run_dir).status());
     RETURN_IF_ERROR(RemoveSandboxDir(id));
     return absl::NotFoundError(
@@ -358,6 +379,7 @@ absl::Status SandboxStore::Stop(const std::string& id) {
   RUNVM_FAILPOINT("sandbox.stop.after-intent");
   // StopVm never signals a process whose identity changed, so a lost sandbox is safe here.
   RETURN_IF_ERROR(qemu::StopVm(*r.vm));
+  RETURN_IF_ERROR(ReleasePodNetwork(r));
   r.status = kStopped;
   r.intent.clear();
   r.note = "stopped by runvm";
@@ -390,6 +412,7 @@ absl::Status SandboxStore::Delete(const std::string& id, bool force) {
   RETURN_IF_ERROR((*opened)->Save());
   RUNVM_FAILPOINT("sandbox.delete.after-intent");
   if (r.vm) RETURN_IF_ERROR(qemu::StopVm(*r.vm));
+  RETURN_IF_ERROR(ReleasePodNetwork(r));
   RETURN_IF_ERROR(qemu::CollectStrays(r.run_dir).status());
   RUNVM_FAILPOINT("sandbox.delete.after-stop");
   RETURN_IF_ERROR(RemoveSandboxDir(id));

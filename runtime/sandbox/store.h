@@ -32,6 +32,7 @@
 #include "absl/time/time.h"
 #include "hypervisor/qemu/hotplug.h"
 #include "hypervisor/qemu/vm.h"
+#include "network/endpoint.h"
 #include "nlohmann/json_fwd.hpp"
 #include "persist/lock.h"
 #include "persist/store.h"
@@ -64,6 +65,9 @@ struct SandboxRecord {
   std::string run_dir;  // known before the boot starts anything
   std::string note;     // why the sandbox stopped when runvm did not stop it
   std::optional<qemu::RunningVm> vm;
+  // The pod's network namespace carried into the VM (runtime/sandbox/network.h); absent when the
+  // sandbox has none (host network, internetworking_model = "none").
+  std::optional<network::PodNetwork> network;
 };
 
 nlohmann::json SandboxToJson(const SandboxRecord& record);

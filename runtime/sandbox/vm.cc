@@ -80,8 +80,9 @@ class QemuSandboxStore : public Sandboxes {
  public:
   explicit QemuSandboxStore(SandboxStoreOptions options) : store_(std::move(options)) {}
 
-  absl::Status Boot(const std::string& id, const LoadedConfig& loaded) override {
-    return BootSandbox(store_, id, loaded, /*wait_guest=*/true);
+  absl::Status Boot(const std::string& id, const LoadedConfig& loaded,
+                    const std::string& netns) override {
+    return BootSandbox(store_, id, loaded, /*wait_guest=*/true, netns);
   }
   absl::StatusOr<std::unique_ptr<SandboxVm>> Open(const std::string& id, absl::string_view purpose,
                                                   bool connect) override {

@@ -69,9 +69,11 @@ class SandboxVm {
 class Sandboxes {
  public:
   virtual ~Sandboxes() = default;
-  // Boots sandbox `id` with the configuration and waits until its agent answers. All or nothing;
-  // AlreadyExists for an existing sandbox.
-  virtual absl::Status Boot(const std::string& id, const LoadedConfig& loaded) = 0;
+  // Boots sandbox `id` with the configuration, waits until its agent answers and carries the
+  // pod's network namespace `netns` (a path; empty: none) into it. All or nothing; AlreadyExists
+  // for an existing sandbox.
+  virtual absl::Status Boot(const std::string& id, const LoadedConfig& loaded,
+                            const std::string& netns) = 0;
   // Locks and reconciles sandbox `id` (with `connect`, also over QMP: needed to change the VM).
   // NotFound: "sandbox X does not exist".
   virtual absl::StatusOr<std::unique_ptr<SandboxVm>> Open(const std::string& id,

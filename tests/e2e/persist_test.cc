@@ -76,6 +76,8 @@ const std::vector<std::string> kDeleteFailpoints = {"sandbox.delete.after-intent
                                                     "sandbox.delete.after-stop"};
 const std::vector<std::string> kContainerCreateFailpoints = {
     "container.create.after-record", "container.create.after-boot", "container.create.before-shim"};
+const std::vector<std::string> kNetworkFailpoints = {
+    "network.connect.before-nic", "network.connect.before-filter", "network.connect.before-guest"};
 const std::vector<std::string> kResizeFailpoints = {"hotplug.resize.after-intent",
                                                     "hotplug.resize.after-qom-set"};
 enum class Action { kDisk, kNic, kMemory, kCpu, kUnplugDisk, kUnplugNic };
@@ -400,6 +402,55 @@ TEST_F(PersistTest, CrashAtEveryHotplugStepConverges) {
   EXPECT_EQ(std::count(taps.out.begin(), taps.out.end(), '\n'), nics_recorded) << taps.out;
 }
 
+// Killed at each step of carrying a pod's network namespace into the VM: the record already
+// names the endpoint and its tap, and delete --force leaves no tap, no filter and no QEMU.
+TEST_F(PersistTest, CrashWhileConnectingThePodNetworkConverges) {
+  netns_ = absl::StrCat("rvcrash", ::getpid());
+  const std::string ns = "/run/netns/" + netns_;
+  ASSERT_EQ(std::system(absl::StrCat("ip netns add ", netns_, " && ip -n ", netns_,
+                                     " link add eth0 type veth peer name peer0 && ip -n ", netns_,
+                                     " link set eth0 up && ip -n ", netns_,
+                                     " link set peer0 up && ip -n ", netns_,
+                                     " addr add 10.215.0.2/24 dev eth0")
+                            .c_str()),
+            0);
+  auto left_in_namespace = [&] {
+    return ::runvm::testing::RunCommand(
+               {"/bin/sh", "-c",
+                absl::StrCat("ip -n ", netns_,
+                             " -o link show | grep -o 'tap[0-9]*_runvm'; ip netns"
+                             " exec ",
+                             netns_, " tc qdisc show dev eth0 ingress")})
+        .out;
+  };
+  config_ = Config();
+  int n = 0;
+  for (const std::string& fp : kNetworkFailpoints) {
+    SCOPED_TRACE(fp);
+    const std::string id = absl::StrCat("net", ::getpid(), "-", n++);
+    ids_.push_back(id);
+    CommandResult r = Runvm({"sandbox", "create", "--netns", ns, id}, fp);
+    ASSERT_EQ(r.code, kKilled) << r.err;
+    Json record = RawRecord(id)["data"];
+    EXPECT_EQ(record["network"]["endpoints"][0]["tap"], "tap0_runvm");
+    const std::string run_dir = record["run_dir"];
+    r = Runvm({"sandbox", "delete", "--force", id});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(left_in_namespace(), "");
+    EXPECT_TRUE(FindProcessesWithEnv(qemu::HelperMarker(run_dir)).empty());
+    EXPECT_FALSE(std::filesystem::exists(root_ + "/" + id));
+  }
+  // Uninterrupted, the same namespace is carried in, and a delete again leaves nothing.
+  const std::string id = absl::StrCat("net", ::getpid(), "-", n++);
+  ids_.push_back(id);
+  CommandResult r = Runvm({"sandbox", "create", "--netns", ns, id});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_THAT(left_in_namespace(), HasSubstr("tap0_runvm"));
+  EXPECT_THAT(left_in_namespace(), HasSubstr("ingress"));
+  EXPECT_EQ(Runvm({"sandbox", "delete", "--force", id}).code, 0);
+  EXPECT_EQ(left_in_namespace(), "");
+}
+
 TEST_F(PersistTest, CrashDuringAResizeConverges) {
   const std::string id = Create(/*wait=*/false, "enable_virtio_mem = true\n");
   ASSERT_EQ(Runvm({"sandbox", "plug", "memory", id, "128"}).code, 0);  // plugs virtio-mem
@@ -621,7 +672,7 @@ TEST_F(PersistTest, AFullDiskFailsTheOperationAndKeepsTheRecord) {
 TEST(CrashMatrix, CoversEveryFailpoint) {
   std::set<std::string> covered;
   for (const auto* table : {&kBootFailpoints, &kStopFailpoints, &kDeleteFailpoints,
-                            &kResizeFailpoints, &kContainerCreateFailpoints}) {
+                            &kResizeFailpoints, &kContainerCreateFailpoints, &kNetworkFailpoints}) {
     covered.insert(table->begin(), table->end());
   }
   for (const auto& [fp, action] : kHotplugMatrix) covered.insert(fp);

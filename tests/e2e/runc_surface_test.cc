@@ -114,26 +114,6 @@ TEST_F(OciTest, EventsEndWithTheContainerAndReportAnOomKill) {
   EXPECT_EQ(State(id)["status"], "stopped") << "events ended with the container";
 }
 
-// The pod's network does not reach the VM yet: a container whose spec names a network namespace
-// by path (a CNI's) or none at all (the host's) runs, with a warning that says so in the log.
-TEST_F(OciTest, ANetworkTheVmCannotCarryIsWarnedAbout) {
-  bundle_.spec.process.args = {"true"};
-  std::erase_if(bundle_.spec.linux.namespaces,
-                [](const oci::Namespace& ns) { return ns.type == "network"; });
-  bundle_.Save();
-  const std::string host_net = NewId();
-  EXPECT_EQ(Runvm({"run", "--bundle", bundle_.path, host_net}).code, 0);
-  bundle_.spec.linux.namespaces.push_back({.type = "network", .path = "/var/run/netns/cni-test"});
-  bundle_.Save();
-  const std::string cni_net = NewId();
-  EXPECT_EQ(Runvm({"run", "--bundle", bundle_.path, cni_net}).code, 0);
-  const std::string log = ReadFile(log_).value_or("");
-  EXPECT_THAT(log, HasSubstr("container " + host_net +
-                             ": its spec shares the host's network namespace, which a VM cannot"));
-  EXPECT_THAT(log, HasSubstr("container " + cni_net +
-                             ": its network namespace /var/run/netns/cni-test is not carried"));
-}
-
 TEST_F(OciTest, DebugLogsEachCommandAtDebugLevel) {
   const std::string id = NewId();
   CommandResult r = Runvm({"--debug", "state", id}, nullptr, /*global_flags=*/true);

@@ -110,8 +110,9 @@ FakeSandboxes::FakeSandboxes(std::string root) : root_(std::move(root)), store_(
 
 FakeSandboxes::~FakeSandboxes() = default;
 
-absl::Status FakeSandboxes::Boot(const std::string& id, const LoadedConfig& loaded) {
-  calls_.push_back("boot " + id);
+absl::Status FakeSandboxes::Boot(const std::string& id, const LoadedConfig& loaded,
+                                 const std::string& netns) {
+  calls_.push_back(absl::StrCat("boot ", id, netns.empty() ? "" : " netns " + netns));
   RETURN_IF_ERROR(faults_.boot);
   if (vms_.count(id) > 0) return absl::AlreadyExistsError(absl::StrCat("sandbox ", id, " exists"));
   const std::string run_dir = root_ + "/.fake-vm/" + id;

@@ -44,7 +44,8 @@ class FakeSandboxes : public Sandboxes {
   // and mounts under the root. Empty after a rollback or a delete that removed everything.
   std::vector<std::string> Leftovers() const;
 
-  absl::Status Boot(const std::string& id, const LoadedConfig& loaded) override;
+  absl::Status Boot(const std::string& id, const LoadedConfig& loaded,
+                    const std::string& netns) override;
   absl::StatusOr<std::unique_ptr<SandboxVm>> Open(const std::string& id, absl::string_view purpose,
                                                   bool connect) override;
   absl::Status Delete(const std::string& id, bool force) override;
