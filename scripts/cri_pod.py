@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """The main job's Kubernetes step: a pod through containerd's CRI plugin with runvm as the
 RuntimeClass handler (docs/engines.md), on a private containerd whose CNI bridge lives in a
-network namespace made here. Prints what the kubelet would see, removes everything.
+network namespace made here. The pod's container reaches a peer over the pod's network (an HTTP
+server on the bridge, in that namespace) and the peer reaches the pod. Prints what the kubelet
+would see, removes everything; exits non-zero when a step fails.
 
 Usage: scripts/cri_pod.py RUNVM_BINARY   (Debian's python3: grpcio and protobuf are its packages)
 """
@@ -22,7 +24,7 @@ def main():
     runvm = os.path.abspath(sys.argv[1])
     work = tempfile.mkdtemp(prefix="runvm-main.cri.", dir="/tmp")
     netns = f"runvm-main-{os.getpid()}"
-    daemon = None
+    daemon = peer = None
     try:
         subprocess.run(["ip", "netns", "add", netns], check=True)
         write_bridge_network(f"{work}/cni", "runvm-main", "10.98.0.0/24", f"{work}/ipam")
@@ -62,6 +64,28 @@ def main():
             " $(cat /sys/fs/cgroup/memory.max), hostname $(hostname)"])
         print(f"ExecSync: {r.stdout.decode().strip()} (exit {r.exit_code})")
         print(f"host kernel: {os.uname().release}")
+        # The pod's network: the CNI's address on the container's eth0, and a peer on the
+        # bridge (an HTTP server in the namespace containerd and the bridge live in).
+        with open(f"{work}/hello.txt", "w") as f:
+            f.write("hello from the peer on the CNI bridge\n")
+        peer = subprocess.Popen(
+            ["ip", "netns", "exec", netns, "/usr/bin/python3", "-m", "http.server", "8080",
+             "--bind", "10.98.0.1", "--directory", work],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        r = cri.ExecSync(container_id=cid, timeout=60, cmd=[
+            "sh", "-c", "ip -o -4 addr show eth0 | awk '{print $2, $4}';"
+            " for i in 1 2 3 4 5 6 7 8 9 10; do"
+            " printf 'GET /hello.txt HTTP/1.0\\r\\n\\r\\n' | nc -w 5 10.98.0.1 8080 | tail -n 1 |"
+            " grep . && exit 0; sleep 1; done; exit 1"])
+        print(f"ExecSync (the pod's network): {r.stdout.decode().strip()} (exit {r.exit_code})")
+        if r.exit_code != 0 or status.network.ip not in r.stdout.decode():
+            raise SystemExit(f"the pod did not reach its peer: {r.stderr.decode()}")
+        ping = subprocess.run(["ip", "netns", "exec", netns, "busybox", "ping", "-c", "3", "-W",
+                               "5", status.network.ip], capture_output=True, text=True)
+        print(f"the peer pings the pod at {status.network.ip}: "
+              f"{ping.stdout.strip().splitlines()[-1] if ping.stdout.strip() else ping.stderr}")
+        if ping.returncode != 0:
+            raise SystemExit("the peer did not reach the pod")
         cri.StopContainer(container_id=cid, timeout=10)
         print(f"StopContainer: exit code {cri.ContainerStatus(container_id=cid).status.exit_code}")
         cri.RemoveContainer(container_id=cid)
@@ -70,6 +94,9 @@ def main():
         print("StopPodSandbox + RemovePodSandbox: done")
         cri.close()
     finally:
+        if peer:
+            peer.kill()
+            peer.wait()
         if daemon:
             daemon.stop()
         subprocess.run(["ip", "netns", "delete", netns], capture_output=True)

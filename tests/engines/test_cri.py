@@ -169,11 +169,26 @@ class CriTest(harness.EngineTest):
         # (/proc/<pid>/ns/ipc of the sandbox, the CNI's netns).
         out, err, code = self.exec_sync(cid, "hostname; cat /etc/hostname; test -s /etc/resolv.conf")
         self.assertEqual((out, err, code), ("bridged\nbridged\n", "", 0))
+        # The CNI's address is the container's: the pod's namespace was carried into the VM.
+        out, err, code = self.exec_sync(cid, "ip -o -4 addr show eth0")
+        self.assertEqual(code, 0, err)
+        self.assertIn(f"inet {ip}/24", out)
+        # The bridge (the CNI's gateway, in containerd's namespace) and the pod reach each other.
+        out, err, code = self.exec_sync(cid, f"ping -c 3 -W 5 {SUBNET}.1")
+        self.assertEqual(code, 0, out + err)
+        harness.sh("ip", "netns", "exec", self.netns, "busybox", "ping", "-c", "3", "-W", "5", ip)
         self.cri.StopContainer(container_id=cid, timeout=0)
         self.assertEqual(self.status(cid).exit_code, 137)
         self.cri.RemoveContainer(container_id=cid)
         self.cri.StopPodSandbox(pod_sandbox_id=pod)
         self.cri.RemovePodSandbox(pod_sandbox_id=pod)
+        # The IPAM address is released, and no tap or filter of runvm's is left anywhere.
+        self.assertFalse(os.path.exists(f"{self.dir}/cni-ipam/runvm-test/{ip}"),
+                         "host-local still holds the pod's address")
+        self.assertEqual(self.qemus(), [])
+        self.assertNotIn("_runvm", harness.sh("ip", "-n", self.netns, "-o", "link").stdout)
+        for ns in harness.sh("ip", "netns", "list").stdout.split():
+            self.assertNotIn("_runvm", harness.sh("ip", "-n", ns, "-o", "link", check=False).stdout)
 
 
 if __name__ == "__main__":
