@@ -10,11 +10,32 @@
 #include "base/process.h"
 #include "hypervisor/qemu/accel_probe.h"
 #include "hypervisor/qemu/vm.h"
+#include "network/tcfilter.h"
 #include "runtime/sandbox/agent_client.h"
 #include "runtime/sandbox/boot.h"
 
 namespace runvm {
 namespace {
+
+// Whether pods' network namespaces can be carried into their VMs with the configured model.
+CheckResult PodNetworkCheck(const std::string& model) {
+  if (model == "none") {
+    return {CheckLevel::kInfo, "pod network",
+            "internetworking_model = \"none\": pods have loopback only"};
+  }
+  if (model != "tcfilter") {
+    return {CheckLevel::kFail, "pod network",
+            absl::StrCat("internetworking_model = \"", model,
+                         "\" is not built into this runvm (\"tcfilter\" or \"none\")")};
+  }
+  absl::Status probe = network::ProbeTcFilter();
+  if (!probe.ok()) {
+    return {CheckLevel::kFail, "pod network",
+            absl::StrCat("tcfilter does not work here: ", probe.message())};
+  }
+  return {CheckLevel::kOk, "pod network",
+          "tcfilter: multi-queue taps and tc u32 filters with mirred redirect work"};
+}
 
 // "QEMU emulator version 7.2.22 (Debian ...)" -> "7.2.22"; empty when QEMU does not answer.
 std::string QemuVersion(const std::string& qemu, std::string* error) {
@@ -139,6 +160,7 @@ std::vector<CheckResult> CheckHost(const LoadedConfig& loaded, const HostPaths& 
       {CheckLevel::kInfo, "vhost-net",
        vhost_net ? absl::StrCat(paths.vhost_net, " present")
                  : absl::StrCat(paths.vhost_net, " absent: network devices run without vhost")});
+  out.push_back(PodNetworkCheck(loaded.config.runtime.internetworking_model));
 
   std::string layout = CgroupLayout(paths.cgroup_root);
   if (layout.empty()) {

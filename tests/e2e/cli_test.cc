@@ -99,7 +99,22 @@ TEST_F(CliTest, CheckPassesAndNamesTheAccelerator) {
   bool kvm = r.out.find("ok    accelerator: KVM: ") != std::string::npos;
   bool tcg = r.out.find("ok    accelerator: TCG selected: KVM is unusable: ") != std::string::npos;
   EXPECT_NE(kvm, tcg) << r.out;
+  EXPECT_THAT(r.out, HasSubstr("ok    pod network: tcfilter: multi-queue taps and tc u32 filters"
+                               " with mirred redirect work"));
   EXPECT_THAT(r.out, HasSubstr("This host can run runvm sandboxes."));
+}
+
+TEST_F(CliTest, CheckNamesThePodNetworkModel) {
+  Result none =
+      Runvm({"--config", GoodConfig("[runtime]\ninternetworking_model = \"none\"\n"), "check"});
+  EXPECT_EQ(none.code, 0) << none.out << none.err;
+  EXPECT_THAT(none.out, HasSubstr("info  pod network: internetworking_model = \"none\": pods have"
+                                  " loopback only"));
+  Result macvtap =
+      Runvm({"--config", GoodConfig("[runtime]\ninternetworking_model = \"macvtap\"\n"), "check"});
+  EXPECT_EQ(macvtap.code, 1);
+  EXPECT_THAT(macvtap.out, HasSubstr("FAIL  pod network: internetworking_model = \"macvtap\" is not"
+                                     " built into this runvm"));
 }
 
 TEST_F(CliTest, CheckBootBootsAndRemovesAThrowawayVm) {
