@@ -235,6 +235,24 @@ TEST(AgentFrame, ALargeFrameInSmallPiecesIsDecodedAndNotRescanned) {
   EXPECT_EQ(back.argv[0].size(), 3u << 20);
 }
 
+TEST(AgentBodies, ConfigureNetworkRoundTripsAndNamesABadInterface) {
+  NetworkConfig config{.timeout_ms = 5000};
+  config.interfaces.push_back({.mac = "02:00:00:00:00:01",
+                               .name = "eth0",
+                               .mtu = 1400,
+                               .addresses = {"10.0.0.2/24", "fd00::2/64"},
+                               .routes = {{.dest = "0.0.0.0/0", .gateway = "10.0.0.1"}}});
+  Message m{.type = kConfigureNetwork, .id = 7, .fields = ToFields(config)};
+  absl::StatusOr<NetworkConfig> back = NetworkConfigFrom(m);
+  ASSERT_THAT(back.status(), IsOk());
+  EXPECT_EQ(back->interfaces, config.interfaces);
+  EXPECT_EQ(back->timeout_ms, 5000);
+  m.fields["interfaces"][0]["mtu"] = "1400";
+  EXPECT_THAT(NetworkConfigFrom(m).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("interfaces[0]: field \"mtu\" is missing or not an integer")));
+}
+
 }  // namespace
 }  // namespace runvm::agent_proto
 
