@@ -24,7 +24,7 @@ def main():
     runvm = os.path.abspath(sys.argv[1])
     work = tempfile.mkdtemp(prefix="runvm-main.cri.", dir="/tmp")
     netns = f"runvm-main-{os.getpid()}"
-    daemon = peer = None
+    daemon = peer = cri = None
     try:
         subprocess.run(["ip", "netns", "add", netns], check=True)
         write_bridge_network(f"{work}/cni", "runvm-main", "10.98.0.0/24", f"{work}/ipam")
@@ -92,11 +92,19 @@ def main():
         cri.StopPodSandbox(pod_sandbox_id=pod)
         cri.RemovePodSandbox(pod_sandbox_id=pod)
         print("StopPodSandbox + RemovePodSandbox: done")
-        cri.close()
     finally:
         if peer:
             peer.kill()
             peer.wait()
+        if cri:
+            # After a failed step too: no pod (VM, mounts, the CNI's namespace) outlives the job.
+            try:
+                for p in cri.ListPodSandbox().items:
+                    cri.StopPodSandbox(pod_sandbox_id=p.id)
+                    cri.RemovePodSandbox(pod_sandbox_id=p.id)
+                cri.close()
+            except Exception as e:  # noqa: BLE001 - the cause above is the one to report
+                print(f"cleanup: {e}", file=sys.stderr)
         if daemon:
             daemon.stop()
         subprocess.run(["ip", "netns", "delete", netns], capture_output=True)

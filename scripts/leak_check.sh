@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Snapshots what tests may leave behind (qemu, virtiofsd and shim processes, mounts, tap
-# devices, runvm state and test directories) and compares two snapshots.
+# devices and ingress qdiscs also inside named network namespaces, the tests' namespaces, runvm
+# state and test directories) and compares two snapshots.
 #   scripts/leak_check.sh snapshot FILE
 #   scripts/leak_check.sh compare FILE   (fails, listing them, when something new is left)
 set -euo pipefail
@@ -17,6 +18,11 @@ snapshot() {
     ls -d /run/runvm/* /run/runvm/.vm /run/containerd/runc/*/* /run/containerd/runc/*/.vm \
       /tmp/runvm-test.* 2>/dev/null | sed 's/^/path /' || true
     ip netns list 2>/dev/null | awk '/^runvm-/{print "netns " $1}' || true
+    # taps and ingress filters inside named namespaces (a pod network's, made by runvm)
+    for ns in $(ip netns list 2>/dev/null | awk '{print $1}'); do
+      ip -n "$ns" -o link show type tun 2>/dev/null | awk -F': ' -v ns="$ns" '{print "tap " ns "/" $2}'
+      ip netns exec "$ns" tc qdisc show ingress 2>/dev/null | awk -v ns="$ns" '{print "ingress " ns "/" $5}'
+    done
   } | sort
 }
 

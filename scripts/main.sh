@@ -5,7 +5,8 @@
 # status), the lifecycle an engine drives (create, state, start, kill, delete), a pod (a sandbox
 # container and a container sharing its VM: exec, ps, update by hotplug, pause/resume, events,
 # list), a pod through containerd's CRI plugin (Kubernetes' path, runvm as the RuntimeClass
-# handler), and a disk hot-plugged into a sandbox VM and out again.
+# handler) whose container reaches a peer on its CNI bridge and is reached by it, and a disk
+# hot-plugged into a sandbox VM and out again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -122,7 +123,7 @@ print("events --stats: memory usage", e["data"]["memory"]["usage"]["usage"], "by
 /usr/local/bin/runvm delete --force main-pod
 echo "pod main-pod: two containers in one VM, exec, ps, update, pause/resume, events, deleted"
 
-echo "=== a pod through containerd's CRI plugin, as the kubelet runs it (RuntimeClass runvm)"
+echo "=== a pod through containerd's CRI plugin, as the kubelet runs it (RuntimeClass runvm), on its network"
 /usr/bin/python3 scripts/cri_pod.py /usr/local/bin/runvm
 
 echo "=== a sandbox VM's hot-plug: create, plug a disk, state, unplug, delete"

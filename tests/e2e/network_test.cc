@@ -34,8 +34,8 @@ class NetworkTest : public OciTest {
   void SetUp() override {
     OciTest::SetUp();
     const int n = ::getpid() % 200;
-    pod_ = absl::StrCat("rvpod", ::getpid());
-    peer_ = absl::StrCat("rvpeer", ::getpid());
+    pod_ = absl::StrCat("runvm-pod", ::getpid());
+    peer_ = absl::StrCat("runvm-peer", ::getpid());
     subnet_ = absl::StrCat("10.213.", n);
     ASSERT_EQ(
         Sh(absl::StrCat("ip netns add ", pod_, " && ip netns add ", peer_, " && ip -n ", peer_,

@@ -405,7 +405,7 @@ TEST_F(PersistTest, CrashAtEveryHotplugStepConverges) {
 // Killed at each step of carrying a pod's network namespace into the VM: the record already
 // names the endpoint and its tap, and delete --force leaves no tap, no filter and no QEMU.
 TEST_F(PersistTest, CrashWhileConnectingThePodNetworkConverges) {
-  netns_ = absl::StrCat("rvcrash", ::getpid());
+  netns_ = absl::StrCat("runvm-crash", ::getpid());
   const std::string ns = "/run/netns/" + netns_;
   ASSERT_EQ(std::system(absl::StrCat("ip netns add ", netns_, " && ip -n ", netns_,
                                      " link add eth0 type veth peer name peer0 && ip -n ", netns_,

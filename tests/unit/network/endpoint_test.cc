@@ -25,7 +25,7 @@ int Sh(const std::string& script) { return RunCommand({"/bin/sh", "-c", script})
 class EndpointTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    name_ = absl::StrCat("rvep", ::getpid());
+    name_ = absl::StrCat("runvm-ep", ::getpid());
     path_ = "/run/netns/" + name_;
     ASSERT_EQ(Sh("ip netns add " + name_), 0);
   }
