@@ -6,8 +6,11 @@
 #include <netlink/cache.h>
 #include <netlink/netlink.h>
 #include <netlink/object.h>
+#include <netlink/route/action.h>
 #include <netlink/route/addr.h>
+#include <netlink/route/classifier.h>
 #include <netlink/route/link.h>
+#include <netlink/route/qdisc.h>
 #include <netlink/route/route.h>
 
 #include <memory>
@@ -24,14 +27,17 @@ struct CacheFree {
   void operator()(nl_cache* c) const { nl_cache_free(c); }
 };
 struct ObjectPut {
-  void operator()(nl_object* o) const { nl_object_put(o); }
   void operator()(rtnl_link* l) const { rtnl_link_put(l); }
-  void operator()(nl_addr* a) const { nl_addr_put(a); }
+  void operator()(rtnl_qdisc* q) const { rtnl_qdisc_put(q); }
+  void operator()(rtnl_cls* c) const { rtnl_cls_put(c); }
+  void operator()(rtnl_act* a) const { rtnl_act_put(a); }
 };
 using Socket = std::unique_ptr<nl_sock, SocketFree>;
 using Cache = std::unique_ptr<nl_cache, CacheFree>;
 using Link = std::unique_ptr<rtnl_link, ObjectPut>;
-using Addr = std::unique_ptr<nl_addr, ObjectPut>;
+using Qdisc = std::unique_ptr<rtnl_qdisc, ObjectPut>;
+using Classifier = std::unique_ptr<rtnl_cls, ObjectPut>;
+using Action = std::unique_ptr<rtnl_act, ObjectPut>;
 
 // "<what>: <libnl's message>"; libnl's codes are negative.
 absl::Status Error(int err, const std::string& what);

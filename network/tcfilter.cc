@@ -26,16 +26,7 @@ namespace {
 
 constexpr uint32_t kIngressHandle = TC_HANDLE(0xffff, 0);
 
-struct QdiscPut {
-  void operator()(rtnl_qdisc* q) const { rtnl_qdisc_put(q); }
-};
-struct ClsPut {
-  void operator()(rtnl_cls* c) const { rtnl_cls_put(c); }
-};
-struct ActPut {
-  void operator()(rtnl_act* a) const { rtnl_act_put(a); }
-};
-using Qdisc = std::unique_ptr<rtnl_qdisc, QdiscPut>;
+using nl::Qdisc;
 
 absl::StatusOr<int> IndexOf(nl_sock* sock, const std::string& name, const std::string& where) {
   rtnl_link* raw = nullptr;
@@ -87,7 +78,7 @@ absl::Status DeleteIngress(nl_sock* sock, int ifindex, const std::string& what) 
 // tc filter add dev <from> parent ffff: protocol all u32 match u32 0 0
 //   action mirred egress redirect dev <to>
 absl::Status AddMirred(nl_sock* sock, int from, int to, const std::string& what) {
-  std::unique_ptr<rtnl_cls, ClsPut> cls(rtnl_cls_alloc());
+  nl::Classifier cls(rtnl_cls_alloc());
   rtnl_tc_set_ifindex(TC_CAST(cls.get()), from);
   rtnl_tc_set_parent(TC_CAST(cls.get()), kIngressHandle);
   if (int err = rtnl_tc_set_kind(TC_CAST(cls.get()), "u32"); err < 0) {
@@ -97,7 +88,7 @@ absl::Status AddMirred(nl_sock* sock, int from, int to, const std::string& what)
   rtnl_cls_set_prio(cls.get(), 1);
   rtnl_u32_set_cls_terminal(cls.get());
   rtnl_u32_add_key_uint32(cls.get(), 0, 0, 0, 0);  // every packet
-  std::unique_ptr<rtnl_act, ActPut> act(rtnl_act_alloc());
+  nl::Action act(rtnl_act_alloc());
   if (int err = rtnl_tc_set_kind(TC_CAST(act.get()), "mirred"); err < 0) {
     return nl::Error(err, what + ": mirred action");
   }
