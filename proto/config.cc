@@ -55,6 +55,14 @@ std::vector<Issue> Config::Validate() const {
     add("pcie_root_port",
         absl::StrCat("needs machine_type = \"q35\" (machine_type is \"", q.machine_type, "\")"));
   }
+  // As in Kata: without a namespace of its own the hypervisor's taps cannot sit in the pod's
+  // namespace, so only "none" goes with it. (runvm keeps QEMU in its own namespace either way;
+  // only the tap fds cross, docs/network.md.)
+  if (runtime.disable_new_netns && runtime.internetworking_model != "none") {
+    issues.push_back({"runtime.disable_new_netns",
+                      absl::StrCat("works only with internetworking_model = \"none\" (it is \"",
+                                   runtime.internetworking_model, "\")")});
+  }
   return issues;
 }
 

@@ -216,10 +216,21 @@ INSTANTIATE_TEST_SUITE_P(
                      },
                      {"hypervisor.qemu.pcie_root_port",
                       "needs machine_type = \"q35\" (machine_type is \"pc\")"}},
+        ValidateCase{"NoNewNetnsWithTcfilter",
+                     [](Config& c) { c.runtime.disable_new_netns = true; },
+                     {"runtime.disable_new_netns",
+                      "works only with internetworking_model = \"none\" (it is \"tcfilter\")"}},
         ValidateCase{"KernelParamsNewline",
                      [](Config& c) { c.hypervisor.kernel_params = "a\nb"; },
                      {"hypervisor.qemu.kernel_params", "must not contain a newline or NUL byte"}}),
     [](const auto& info) { return std::string(info.param.name); });
+
+TEST(Validate, NoNewNetnsWithModelNoneIsFine) {
+  Config c;
+  c.runtime.disable_new_netns = true;
+  c.runtime.internetworking_model = "none";
+  EXPECT_TRUE(c.Validate().empty());
+}
 
 TEST(Validate, NinePWithoutDaemonIsFine) {
   Config c;

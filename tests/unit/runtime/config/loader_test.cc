@@ -65,6 +65,7 @@ TEST(ParseConfig, EveryKeyParses) {
     std::string extra;
     if (k.Path() == "hypervisor.qemu.image") extra = "initrd = \"\"\n";
     if (k.Path() == "hypervisor.qemu.enable_vhost_user_store") extra = "enable_hugepages = true\n";
+    if (k.Path() == "runtime.disable_new_netns") extra = "internetworking_model = \"none\"\n";
     std::string text =
         absl::StrCat("[", k.table, "]\n", extra, k.name, " = ", config::RenderTomlValue(v), "\n");
     ASSERT_OK_AND_ASSIGN(LoadedConfig lc, ParseConfig(text, "t.toml", kHost));
