@@ -115,6 +115,37 @@ runvm = ["{self.runvm}"]
         self.podman("rm", "-f", "-t", "0", "d1")
         self.assertEqual(self.podman("ps", "-aq").stdout, "")
 
+    def test_bridge_network_hostname_hosts_and_resolv_conf(self):
+        """podman's own bridge network (its CNI backend), in a network namespace of the test's
+        so that the bridge, its addresses and its firewall rules exist only there: the
+        container has podman's address on eth0 and reaches the bridge; podman's hostname,
+        /etc/hosts and /etc/resolv.conf are the container's."""
+        ns = f"runvm-podman-{os.getpid()}"
+        harness.sh("ip", "netns", "add", ns)
+        try:
+            harness.sh("ip", "-n", ns, "link", "set", "lo", "up")
+            base = self.base
+            # nsenter, not `ip netns exec`, which mounts a new /sys (and so hides the cgroups).
+            self.base = ["nsenter", f"--net=/run/netns/{ns}"] + base
+            try:
+                r = self.podman(
+                    "run", "--rm", "--network", "bridge", "--hostname", "web", IMAGE, "sh", "-c",
+                    "hostname; echo $(cat /etc/hostname); grep -c web /etc/hosts; test -s /etc/resolv.conf"
+                    " && echo resolv; ip -o -4 addr show eth0 | awk '{print $4}';"
+                    " gw=$(ip route | awk '/^default/{print $3}'); ping -c 2 -W 5 $gw >/dev/null"
+                    " && echo reached $gw", check=False, timeout=300)
+            finally:
+                self.base = base
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            lines = r.stdout.splitlines()
+            self.assertEqual(lines[:2], ["web", "web"])
+            self.assertGreaterEqual(int(lines[2]), 1, "web is not in /etc/hosts")
+            self.assertEqual(lines[3], "resolv")
+            self.assertRegex(lines[4], r"^10\.88\.\d+\.\d+/16$")
+            self.assertRegex(lines[5], r"^reached 10\.88\.0\.1$")
+        finally:
+            harness.sh("ip", "netns", "delete", ns, check=False)
+
 
 if __name__ == "__main__":
     unittest.main()
