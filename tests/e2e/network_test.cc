@@ -214,6 +214,33 @@ TEST_F(NetworkTest, ANamespaceThatIsNoneOrGoneOrAnInterfaceTcfilterCannotCarryIs
   EXPECT_THAT(tun, HasSubstr("has no Ethernet MAC"));
 }
 
+// internetworking_model = "none" carries nothing (loopback only, said in the log); "macvtap" is
+// not built and is refused before anything is made.
+TEST_F(NetworkTest, ModelNoneCarriesNothingAndMacvtapIsRefused) {
+  AddInterface("eth0", "02:42:0a:d5:00:22", 1500, subnet_ + ".22/24", "");
+  const std::string base = ReadFile(config_).value_or("");
+  config_ = dir_.Write("none.toml", base + "[runtime]\ninternetworking_model = \"none\"\n");
+  bundle_.spec.process.args = {"sh", "-c", "ls /sys/class/net"};
+  std::erase_if(bundle_.spec.linux.namespaces,
+                [](const oci::Namespace& ns) { return ns.type == "network"; });
+  bundle_.spec.linux.namespaces.push_back({.type = "network", .path = netns_});
+  bundle_.Save();
+  const std::string none = NewId();
+  CommandResult r = Runvm({"run", "--bundle", bundle_.path, none});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "lo\n");
+  EXPECT_THAT(ReadFile(log_).value_or(""),
+              HasSubstr("internetworking_model \\\"none\\\": network namespace " + netns_ +
+                        " is not carried into the VM"));
+  EXPECT_EQ(Sh("ip -n " + pod_ + " -o link show | grep -c _runvm").out, "0\n");
+
+  config_ = dir_.Write("macvtap.toml", base + "[runtime]\ninternetworking_model = \"macvtap\"\n");
+  const std::string macvtap = NewId();
+  r = Runvm({"run", "--bundle", bundle_.path, macvtap});
+  EXPECT_NE(r.code, 0);
+  EXPECT_THAT(r.err, HasSubstr("internetworking_model \"macvtap\" is not built into this runvm"));
+}
+
 // A host-network container (no network namespace in its spec) runs with loopback only, and the
 // log says why.
 TEST_F(NetworkTest, AHostNetworkContainerIsWarnedAbout) {
