@@ -76,6 +76,9 @@ struct Plan {
   std::vector<std::pair<std::string, std::string>> dev_links;  // path, target
   std::string hostname;
   std::vector<PathStep> masked, readonly_paths;
+  // linux.sysctl: path under /proc/sys, the value as `source`; written by the container's init
+  // (not by its execs) in its own namespaces, before the read-only and masked paths, as runc.
+  std::vector<PathStep> sysctls;
   std::string fail_bind_rootfs, fail_chdir_rootfs, fail_pivot, fail_hostname, fail_cwd, fail_exec,
       oom_score_adj_text;
   std::vector<char*> argv, envp;
@@ -403,6 +406,21 @@ absl::StatusOr<std::unique_ptr<Plan, PlanDeleter>> MakePlan(const ContainerConfi
     if (resource < 0) return absl::InvalidArgumentError("process.rlimits: unknown " + r.type);
     p->rlimits.push_back({resource, rlimit{r.soft, r.hard}});
   }
+  for (const auto& [key, value] : s.linux.sysctl) {
+    // The guest is the pod's own: any sysctl is the pod's to set (runc, on a shared host kernel,
+    // refuses those no namespace isolates). Keys are names, not paths.
+    if (key.empty() || key.front() == '.' || key.find("..") != key.npos ||
+        key.find_first_not_of(
+            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-/") != key.npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("linux.sysctl: \"", key, "\" is no sysctl name"));
+    }
+    std::string path = "/proc/sys/" + key;
+    std::replace(path.begin() + 10, path.end(), '.', '/');
+    p->sysctls.push_back({.path = path,
+                          .source = value,
+                          .failure = absl::StrCat("linux.sysctl: write ", key, " = ", value)});
+  }
   p->uid = s.process.user.uid;
   p->gid = s.process.user.gid;
   p->umask = s.process.user.umask;
@@ -483,6 +501,16 @@ void MkdirAll(const std::vector<std::string>& dirs) {
 void Touch(const char* path) {
   int fd = ::open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
   if (fd >= 0) ::close(fd);
+}
+
+// The container's sysctls, through the container's /proc. Only the init writes them.
+void WriteSysctls(const Plan& p, int status_fd) {
+  if (p.join_pidfd >= 0) return;
+  for (const PathStep& s : p.sysctls) {
+    int fd = ::open(s.path.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 || ::write(fd, s.source.data(), s.source.size()) < 0) Die(status_fd, s.failure);
+    ::close(fd);
+  }
 }
 
 bool LoadFilter(const Plan& p) {
@@ -590,6 +618,7 @@ bool OpenTerminalInside(int console_fd) {
       Die(status_fd, p.fail_pivot);
     }
     if (::chdir("/") != 0) Die(status_fd, "chdir /");
+    WriteSysctls(p, status_fd);
     for (const PathStep& m : p.masked) {
       if (::stat(m.path.c_str(), &st) != 0) continue;
       int r = S_ISDIR(st.st_mode) ? ::mount("tmpfs", m.path.c_str(), "tmpfs", MS_RDONLY, "size=0")
@@ -610,6 +639,8 @@ bool OpenTerminalInside(int console_fd) {
     }
   } else if (::chroot(p.rootfs.c_str()) != 0 || ::chdir("/") != 0) {
     Die(status_fd, p.fail_chdir_rootfs);
+  } else {
+    WriteSysctls(p, status_fd);
   }
   if (console_fd >= 0 && !OpenTerminalInside(console_fd)) {
     Die(status_fd, "open a terminal on the container's /dev/ptmx");

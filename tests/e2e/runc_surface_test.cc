@@ -114,6 +114,25 @@ TEST_F(OciTest, EventsEndWithTheContainerAndReportAnOomKill) {
   EXPECT_EQ(State(id)["status"], "stopped") << "events ended with the container";
 }
 
+// linux.sysctl is written in the container's namespaces before it runs (its own network and ipc
+// namespaces here); a key that is no sysctl name is refused, naming it.
+TEST_F(OciTest, SysctlsAreSetInTheContainersNamespaces) {
+  bundle_.spec.process.args = {
+      "sh", "-c",
+      "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/kernel/shm_rmid_forced"};
+  bundle_.spec.linux.sysctl = {{"net.ipv4.ip_unprivileged_port_start", "80"},
+                               {"kernel.shm_rmid_forced", "1"}};
+  bundle_.Save();
+  CommandResult r = Runvm({"run", "--bundle", bundle_.path, NewId()});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "80\n1\n");
+  bundle_.spec.linux.sysctl = {{"../../../etc/passwd", "x"}};
+  bundle_.Save();
+  r = Runvm({"run", "--bundle", bundle_.path, NewId()});
+  EXPECT_NE(r.code, 0);
+  EXPECT_THAT(r.err, HasSubstr("linux.sysctl: \"../../../etc/passwd\" is no sysctl name"));
+}
+
 TEST_F(OciTest, DebugLogsEachCommandAtDebugLevel) {
   const std::string id = NewId();
   CommandResult r = Runvm({"--debug", "state", id}, nullptr, /*global_flags=*/true);
