@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "base/status.h"
 
 namespace runvm {
@@ -49,6 +50,22 @@ absl::StatusOr<Fd> ConnectUnix(const std::string& path) {
     return ErrnoError("connect " + path);
   }
   return fd;
+}
+
+absl::StatusOr<Fd> ConnectUnix(const std::string& path, absl::Time deadline) {
+  ASSIGN_OR_RETURN(sockaddr_un addr, Address(path));
+  Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd.valid()) return ErrnoError("socket");
+  for (;;) {
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) return fd;
+    // A unix stream listener with a full backlog answers EAGAIN to a non-blocking connect.
+    if (errno != EAGAIN && errno != EINTR) return ErrnoError("connect " + path);
+    if (absl::Now() >= deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("connect ", path, ": the listener accepted no connection in time"));
+    }
+    absl::SleepFor(absl::Milliseconds(5));
+  }
 }
 
 bool SendFd(int sock, int fd, const char* payload, size_t payload_bytes) {

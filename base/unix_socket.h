@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "base/fd.h"
 
 namespace runvm {
@@ -18,6 +19,11 @@ absl::StatusOr<Fd> ListenUnix(const std::string& path, int backlog = 16);
 
 // Connects to `path`. Close-on-exec, blocking.
 absl::StatusOr<Fd> ConnectUnix(const std::string& path);
+
+// Connects to `path` by `deadline`: a listener whose backlog is full (a peer that never
+// accepts) makes a blocking connect wait for ever, so this one retries a non-blocking connect
+// and gives up with DeadlineExceeded naming the path. The socket stays non-blocking.
+absl::StatusOr<Fd> ConnectUnix(const std::string& path, absl::Time deadline);
 
 // Passes `fd` over a connected unix socket in one SCM_RIGHTS message whose bytes are `payload`
 // (not empty; runc's console socket carries the terminal's name). Allocates nothing, so a child

@@ -1,12 +1,15 @@
 #include "runtime/sandbox/agent_client.h"
 
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "base/deadline.h"
 #include "base/file.h"
 #include "base/status.h"
@@ -17,11 +20,16 @@ namespace runvm {
 using agent_proto::Message;
 
 absl::StatusOr<AgentClient> AgentClient::Connect(const std::string& socket, absl::Time deadline) {
-  ASSIGN_OR_RETURN(Fd fd, ConnectUnix(socket));
+  ASSIGN_OR_RETURN(Fd fd, ConnectUnix(socket, deadline));
   return Adopt(std::move(fd), deadline);
 }
 
 absl::StatusOr<AgentClient> AgentClient::Adopt(Fd fd, absl::Time deadline) {
+  // Non-blocking: a write or read never waits past the deadline, whatever the guest does.
+  const int flags = ::fcntl(fd.get(), F_GETFL);
+  if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags | O_NONBLOCK) != 0) {
+    return ErrnoError("agent: O_NONBLOCK");
+  }
   AgentClient client(std::move(fd));
   RETURN_IF_ERROR(client.SayHello(deadline));
   return client;
@@ -54,11 +62,13 @@ absl::Status AgentClient::Send(const Message& m, absl::Time deadline) {
   std::string frame = agent_proto::EncodeFrame(m);
   absl::string_view rest(frame);
   while (!rest.empty()) {
+    // Checked on every pass: a guest that reads a byte at a time cannot stretch the send.
+    if (absl::Now() >= deadline) return absl::DeadlineExceededError("agent: sending timed out");
     pollfd p{fd_.get(), POLLOUT, 0};
     int r = ::poll(&p, 1, PollTimeoutMs(deadline));
     if (r < 0 && errno == EINTR) continue;
     if (r == 0) return absl::DeadlineExceededError("agent: sending timed out");
-    ssize_t n = ::write(fd_.get(), rest.data(), rest.size());
+    ssize_t n = ::send(fd_.get(), rest.data(), rest.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
     if (n < 0) return ErrnoError("agent: send");
     rest.remove_prefix(static_cast<size_t>(n));
@@ -68,6 +78,10 @@ absl::Status AgentClient::Send(const Message& m, absl::Time deadline) {
 
 absl::StatusOr<Message> AgentClient::Receive(absl::Time deadline) {
   for (;;) {
+    // Checked on every pass, before anything buffered is handed out: a guest that keeps sending
+    // (garbage, answers to other ids, a frame that never completes) cannot keep the caller, and
+    // the sandbox lock it holds, past the deadline.
+    if (absl::Now() >= deadline) return absl::DeadlineExceededError("agent: no answer in time");
     if (std::optional<Message> m = reader_.Next()) return *std::move(m);
     pollfd p{fd_.get(), POLLIN, 0};
     int r = ::poll(&p, 1, PollTimeoutMs(deadline));

@@ -9,6 +9,11 @@
 // epoch: replies meant for an earlier (killed) invocation never reach this one. The agent socket
 // serves one client at a time (QEMU queues a second silently), so the connection is held only as
 // long as the caller holds the client.
+//
+// The guest is hostile: every wait ends at its deadline whatever the guest does. The connect
+// gives up when the listener's backlog stays full, the socket is non-blocking (a guest that stops
+// reading cannot block a send), and the deadline is checked on every pass of sending and
+// receiving (a guest that keeps sending frames, garbage or half a frame cannot stretch a call).
 #ifndef RUNVM_RUNTIME_SANDBOX_AGENT_CLIENT_H_
 #define RUNVM_RUNTIME_SANDBOX_AGENT_CLIENT_H_
 
@@ -26,7 +31,7 @@ class AgentClient {
  public:
   // Connects to the agent socket and completes the hello; waits for the guest to come up.
   static absl::StatusOr<AgentClient> Connect(const std::string& socket, absl::Time deadline);
-  // The same over a connected stream (tests).
+  // The same over a connected stream (tests); the fd is made non-blocking.
   static absl::StatusOr<AgentClient> Adopt(Fd fd, absl::Time deadline);
 
   AgentClient(AgentClient&&) noexcept = default;
