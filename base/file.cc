@@ -55,7 +55,14 @@ absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, in
   }
   std::string tmp = absl::StrCat(path, ".tmp.", ::getpid());
   {
-    ASSIGN_OR_RETURN(Fd fd, OpenFile(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode));
+    // The temporary name is predictable: made exclusively and never through a symlink, so that
+    // one planted there (a pid file in a directory another user can write) is not followed. A
+    // leftover of a killed process with this pid is removed (unlink does not follow either).
+    const int flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC;
+    Fd fd(::open(tmp.c_str(), flags, mode));
+    if (!fd && errno == EEXIST && ::unlink(tmp.c_str()) == 0)
+      fd.reset(::open(tmp.c_str(), flags, mode));
+    if (!fd) return ErrnoError("create " + tmp);
     absl::Status st = WriteAll(fd.get(), data, tmp);
     if (st.ok() && ::fsync(fd.get()) != 0) st = ErrnoError("fsync " + tmp);
     if (!st.ok()) {

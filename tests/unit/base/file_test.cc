@@ -1,6 +1,9 @@
 #include "base/file.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <string>
 
 #include "gtest/gtest.h"
 #include "tests/testing/status_matchers.h"
@@ -36,6 +39,21 @@ TEST(WriteFileAtomic, ReplacesContentAndLeavesNoTemporary) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_THAT(WriteFileAtomic(dir.path() + "/no/such/dir/f", "x"),
               StatusIs(absl::StatusCode::kNotFound, HasSubstr("no/such/dir")));
+}
+
+// The temporary name is predictable (<path>.tmp.<pid>): a symlink planted there, as a hostile user
+// of a writable pid-file directory would, is replaced, never followed.
+TEST(WriteFileAtomic, APlantedSymlinkAtTheTemporaryNameIsNotFollowed) {
+  TempDir dir;
+  const std::string target = dir.Write("precious", "keep me");
+  const std::string path = dir.path() + "/container.pid";
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  ASSERT_EQ(::symlink(target.c_str(), tmp.c_str()), 0);
+  ASSERT_THAT(WriteFileAtomic(path, "1234"), IsOk());
+  EXPECT_EQ(ReadFile(target).value_or(""), "keep me");
+  EXPECT_EQ(ReadFile(path).value_or(""), "1234");
+  struct stat st;
+  EXPECT_NE(::lstat(tmp.c_str(), &st), 0) << "the temporary name is gone";
 }
 
 }  // namespace
