@@ -1,7 +1,9 @@
 #include "runtime/oci/pod.h"
 
 #include "absl/strings/str_cat.h"
+#include "base/status.h"
 #include "hypervisor/qemu/hotplug_state.h"
+#include "runtime/sandbox/store.h"
 
 namespace runvm {
 namespace {
@@ -52,6 +54,9 @@ absl::StatusOr<PodRole> PodRoleOf(const std::string& id,
       return absl::InvalidArgumentError(absl::StrCat("annotation ", m.id_key, ": container ", id,
                                                      " names itself as its sandbox"));
     }
+    // The id names a directory under the root: checked like any container id, never a path.
+    RETURN_IF_ERROR(
+        Annotate(ValidateSandboxId(m.sandbox_id), absl::StrCat("annotation ", m.id_key)));
     return PodRole{PodRole::kMember, m.sandbox_id};
   }
   return absl::InvalidArgumentError(absl::StrCat("annotation ", m.type_key, ": \"", m.type,

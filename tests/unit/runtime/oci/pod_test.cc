@@ -45,6 +45,11 @@ TEST(PodRole, ContradictionsAreRefusedNamingTheAnnotation) {
       StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("\"p1\" on sandbox container p2")));
   EXPECT_THAT(PodRoleOf("c2", {{kCriContainerType, "container"}, {kCriSandboxId, "c2"}}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("names itself")));
+  // A sandbox id is a directory name under the root, never a path.
+  EXPECT_THAT(PodRoleOf("c2", {{kCriContainerType, "container"}, {kCriSandboxId, "../../etc"}}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("annotation io.kubernetes.cri.sandbox-id: invalid sandbox id "
+                                 "\"../../etc\"")));
   EXPECT_THAT(PodRoleOf("c2", {{kCriContainerType, "container"},
                                {kCriSandboxId, "p1"},
                                {kCrioContainerType, "container"},
