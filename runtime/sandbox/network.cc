@@ -57,23 +57,27 @@ absl::Status Connect(Sandbox& sb, const std::string& netns, const std::string& m
       .status();
 }
 
+absl::Status CheckModel(const std::string& id, const std::string& model) {
+  if (model == "none" || model == "tcfilter") return absl::OkStatus();
+  return absl::UnimplementedError(
+      absl::StrCat("sandbox ", id, ": internetworking_model \"", model,
+                   "\" is not built into this runvm; use \"tcfilter\" (the default) or \"none\""));
+}
+
 }  // namespace
 
 absl::Status CheckPodNetwork(const std::string& id, const std::string& netns,
                              const std::string& model) {
+  RETURN_IF_ERROR(CheckModel(id, model));
   if (model == "none") return absl::OkStatus();
-  if (model != "tcfilter") {
-    return absl::UnimplementedError(absl::StrCat(
-        "sandbox ", id, ": internetworking_model \"", model,
-        "\" is not built into this runvm; use \"tcfilter\" (the default) or \"none\""));
-  }
   return Annotate(network::DiscoverEndpoints(netns).status(),
                   absl::StrCat("sandbox ", id, ": pod network"));
 }
 
 absl::Status ConnectPodNetwork(SandboxStore& store, const std::string& id, const std::string& netns,
                                const std::string& model) {
-  RETURN_IF_ERROR(CheckPodNetwork(id, netns, model));
+  // The namespace itself is read once more by Connect, as it is now.
+  RETURN_IF_ERROR(CheckModel(id, model));
   if (model == "none") {
     LogInfo(absl::StrCat("sandbox ", id, ": internetworking_model \"none\": network namespace ",
                          netns, " is not carried into the VM; the pod has loopback only"));

@@ -64,7 +64,6 @@ absl::StatusOr<std::string> EndBoot(const SandboxRecord& r) {
     RETURN_IF_ERROR(qemu::StopVm(*r.vm));
     ended.push_back(absl::StrCat("QEMU pid ", r.vm->qemu.pid));
   }
-  RETURN_IF_ERROR(ReleasePodNetwork(r));
   ASSIGN_OR_RETURN(std::vector<ProcessIdentity> strays, qemu::CollectStrays(r.run_dir));
   for (const ProcessIdentity& p : strays) {
     ended.push_back(absl::StrCat(p.exe.substr(p.exe.rfind('/') + 1), " pid ", p.pid));
