@@ -51,10 +51,15 @@ absl::Status InNetworkNamespace(const std::string& path, const std::function<abs
   if (!path.empty()) {
     ASSIGN_OR_RETURN(ns, OpenNetworkNamespace(path));
   }
+  return InNetworkNamespace(ns, path, fn);
+}
+
+absl::Status InNetworkNamespace(const Fd& ns, const std::string& what,
+                                const std::function<absl::Status()>& fn) {
   absl::Status result = absl::InternalError("network namespace thread did not run");
   std::thread worker([&] {
     if (ns && ::setns(ns.get(), CLONE_NEWNET) != 0) {
-      result = ErrnoError("enter network namespace " + path);
+      result = ErrnoError("enter network namespace " + what);
       return;
     }
     result = fn();

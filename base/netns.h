@@ -25,6 +25,10 @@ absl::StatusOr<ino_t> NetworkNamespaceInode(int ns_fd);
 // Runs `fn` on a new thread inside the network namespace at `path` (empty: the caller's) and
 // returns its status. Threads that `fn` starts are in that namespace too.
 absl::Status InNetworkNamespace(const std::string& path, const std::function<absl::Status()>& fn);
+// The same in the namespace `ns` (an fd from OpenNetworkNamespace; `what` names it in errors):
+// the namespace that was checked, whatever the path names by now.
+absl::Status InNetworkNamespace(const Fd& ns, const std::string& what,
+                                const std::function<absl::Status()>& fn);
 
 }  // namespace runvm
 

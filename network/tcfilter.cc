@@ -157,7 +157,7 @@ absl::Status RemoveRedirect(const std::string& netns, uint64_t netns_inode,
   ASSIGN_OR_RETURN(ino_t inode, NetworkNamespaceInode(ns->get()));
   if (inode != netns_inode) return absl::OkStatus();  // the path names another namespace now
   const std::string what = absl::StrCat("tcfilter on ", interface, " in ", netns);
-  return InNetworkNamespace(netns, [&]() -> absl::Status {
+  return InNetworkNamespace(*ns, netns, [&]() -> absl::Status {
     ASSIGN_OR_RETURN(nl::Socket sock, nl::Connect());
     absl::StatusOr<int> index = IndexOf(sock.get(), interface, netns);
     if (absl::IsNotFound(index.status())) return absl::OkStatus();
