@@ -3,15 +3,12 @@
 // made, a host-local style address and a default route), carried into the VM by the real runvm:
 // the container sees the interface as it was, and traffic flows both ways. Every address lives
 // in namespaces the test made and removes; every wait is bounded.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <fstream>
-#include <random>
+#include <optional>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
@@ -78,6 +75,15 @@ class NetworkTest : public OciTest {
               0);
   }
 
+  // The bundle's network namespace: the one at `path`, as engines name the pod's; none at all
+  // (nullopt) is the host's network. Saved.
+  void UseNetworkNamespace(const std::optional<std::string>& path) {
+    std::erase_if(bundle_.spec.linux.namespaces,
+                  [](const oci::Namespace& ns) { return ns.type == "network"; });
+    if (path) bundle_.spec.linux.namespaces.push_back({.type = "network", .path = *path});
+    bundle_.Save();
+  }
+
   // The container, in the pod's namespace, running until deleted.
   std::string RunPod() {
     bundle_.spec.process.args = {"sleep", "600"};
@@ -88,10 +94,7 @@ class NetworkTest : public OciTest {
                       &bundle_.spec.process.capabilities->permitted}) {
       set->push_back("CAP_NET_RAW");
     }
-    std::erase_if(bundle_.spec.linux.namespaces,
-                  [](const oci::Namespace& ns) { return ns.type == "network"; });
-    bundle_.spec.linux.namespaces.push_back({.type = "network", .path = netns_});
-    bundle_.Save();
+    UseNetworkNamespace(netns_);
     const std::string id = NewId();
     EngineIo io = Create({"run", "-d", "--bundle", bundle_.path, id});
     EXPECT_EQ(io.create.code, 0) << ReadFile(log_).value_or("");
@@ -194,10 +197,7 @@ TEST_F(NetworkTest, TwoInterfacesBecomeEth0AndEth1InOrderAndIpv6Works) {
 TEST_F(NetworkTest, ANamespaceThatIsNoneOrGoneOrAnInterfaceTcfilterCannotCarryIsRefused) {
   bundle_.spec.process.args = {"true"};
   auto run_with = [&](const std::string& path) {
-    std::erase_if(bundle_.spec.linux.namespaces,
-                  [](const oci::Namespace& ns) { return ns.type == "network"; });
-    bundle_.spec.linux.namespaces.push_back({.type = "network", .path = path});
-    bundle_.Save();
+    UseNetworkNamespace(path);
     const std::string id = NewId();
     CommandResult r = Runvm({"run", "--bundle", bundle_.path, id});
     EXPECT_NE(r.code, 0);
@@ -221,10 +221,7 @@ TEST_F(NetworkTest, ModelNoneCarriesNothingAndMacvtapIsRefused) {
   const std::string base = ReadFile(config_).value_or("");
   config_ = dir_.Write("none.toml", base + "[runtime]\ninternetworking_model = \"none\"\n");
   bundle_.spec.process.args = {"sh", "-c", "ls /sys/class/net"};
-  std::erase_if(bundle_.spec.linux.namespaces,
-                [](const oci::Namespace& ns) { return ns.type == "network"; });
-  bundle_.spec.linux.namespaces.push_back({.type = "network", .path = netns_});
-  bundle_.Save();
+  UseNetworkNamespace(netns_);
   const std::string none = NewId();
   CommandResult r = Runvm({"run", "--bundle", bundle_.path, none});
   EXPECT_EQ(r.code, 0) << r.err;
@@ -245,9 +242,7 @@ TEST_F(NetworkTest, ModelNoneCarriesNothingAndMacvtapIsRefused) {
 // log says why.
 TEST_F(NetworkTest, AHostNetworkContainerIsWarnedAbout) {
   bundle_.spec.process.args = {"true"};
-  std::erase_if(bundle_.spec.linux.namespaces,
-                [](const oci::Namespace& ns) { return ns.type == "network"; });
-  bundle_.Save();
+  UseNetworkNamespace(std::nullopt);
   const std::string id = NewId();
   EXPECT_EQ(Runvm({"run", "--bundle", bundle_.path, id}).code, 0);
   EXPECT_THAT(ReadFile(log_).value_or(""),
