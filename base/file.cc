@@ -48,6 +48,23 @@ absl::Status WriteAll(int fd, absl::string_view data, const std::string& what) {
 
 }  // namespace
 
+absl::Status MakeDirectories(const std::string& path, int mode) {
+  if (path.empty()) return absl::InvalidArgumentError("make a directory: empty path");
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return absl::OkStatus();
+    return absl::FailedPreconditionError(absl::StrCat(path, " exists and is not a directory"));
+  }
+  const size_t slash = path.find_last_of('/');
+  if (slash != std::string::npos && slash > 0) {
+    RETURN_IF_ERROR(MakeDirectories(path.substr(0, slash), mode));
+  }
+  if (::mkdir(path.c_str(), static_cast<mode_t>(mode)) != 0 && errno != EEXIST) {
+    return ErrnoError("mkdir " + path);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, int mode) {
   std::string dir = ".";
   if (auto slash = path.rfind('/'); slash != std::string::npos) {

@@ -11,6 +11,10 @@ namespace runvm {
 // Reads the whole file. Refuses files larger than `max_bytes` (FailedPrecondition).
 absl::StatusOr<std::string> ReadFile(const std::string& path, size_t max_bytes = 16 << 20);
 
+// Makes `path` and its missing parents, each with `mode` (0700 for runvm's state: the caller's
+// umask can only narrow it). An existing directory is left as it is.
+absl::Status MakeDirectories(const std::string& path, int mode = 0700);
+
 // Writes `data` to `path` atomically: a temporary file in the same directory, fsync, rename,
 // fsync of the directory. On failure `path` keeps its previous content.
 absl::Status WriteFileAtomic(const std::string& path, absl::string_view data, int mode = 0644);

@@ -4,6 +4,7 @@
 #include <linux/close_range.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,8 +32,9 @@ int PidfdOpen(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid
 // Runs in the forked child: only async-signal-safe calls from here on.
 [[noreturn]] void ExecChild(const std::vector<char*>& argv, char** envp,
                             const std::vector<std::pair<int, int>>& fds, int devnull, int report_fd,
-                            bool new_session, const char* cwd) {
+                            bool new_session, const char* cwd, int mask) {
   if (new_session && ::setsid() < 0) ChildFail(report_fd, errno);
+  if (mask >= 0) ::umask(static_cast<mode_t>(mask));
   if (cwd != nullptr && ::chdir(cwd) != 0) ChildFail(report_fd, errno);
   // Move every source above every target first, so that dup2 never clobbers a pending source.
   int max_target = 2;
@@ -149,7 +151,7 @@ absl::StatusOr<Child> Spawn(const SpawnOptions& options) {
   if (pid < 0) return ErrnoError("fork");
   if (pid == 0) {
     ExecChild(argv, envp, fds, devnull.get(), report.write.get(), options.new_session,
-              options.cwd.empty() ? nullptr : options.cwd.c_str());
+              options.cwd.empty() ? nullptr : options.cwd.c_str(), options.umask);
   }
   report.write.reset();
   Fd pidfd(PidfdOpen(pid));

@@ -35,6 +35,8 @@ struct SpawnOptions {
   // The child's working directory; empty: the caller's. A failing chdir is reported like a
   // failing exec.
   std::string cwd;
+  // The child's umask; -1: the caller's.
+  int umask = -1;
 };
 
 // How a process ended: exactly one of exited/signaled holds.

@@ -38,6 +38,8 @@ absl::StatusOr<Fd> ListenUnix(const std::string& path, int backlog) {
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     return ErrnoError("bind " + path);
   }
+  // bind gives the socket 0777 less the umask; runvm's sockets are its own whatever the umask.
+  if (::chmod(path.c_str(), 0600) != 0) return ErrnoError("chmod " + path);
   if (::listen(fd.get(), backlog) != 0) return ErrnoError("listen " + path);
   return fd;
 }
