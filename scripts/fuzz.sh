@@ -9,11 +9,19 @@ seconds=${2:-60}
 declare -A sources=(
   [qmp_stream]="tests/fuzz/qmp_stream_fuzzer.cc hypervisor/qmp/protocol.cc"
   [agent_frame]="tests/fuzz/agent_frame_fuzzer.cc proto/agent_protocol.cc base/status.cc"
+  [oci_spec]="tests/fuzz/oci_spec_fuzzer.cc proto/oci_spec.cc base/status.cc"
+  [config_toml]="tests/fuzz/config_toml_fuzzer.cc runtime/config/loader.cc
+    runtime/config/annotations.cc proto/config.cc proto/config_codec.cc proto/config_keys.cc
+    base/file.cc base/fd.cc base/status.cc build/fuzz/packaged_config.cc"
 )
 [ -n "${sources[$target]:-}" ] || { echo "fuzz.sh: unknown target $target" >&2; exit 2; }
 
 out=build/fuzz
 mkdir -p "$out"
+# The packaged default, compiled in as CMake does (runtime/CMakeLists.txt).
+template=$(cat runtime/config/packaged_config.cc.in)
+printf '%s\n' "${template/@RUNVM_PACKAGED_CONFIG@/$(cat configs/configuration.toml)}" \
+  > "$out/packaged_config.cc"
 bin="$out/${target}_fuzzer"
 # abseil from Debian is built with GCC; its libraries link fine into a clang binary.
 clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \

@@ -35,7 +35,7 @@ for preset in ${RUNVM_TEST_PRESETS:-dev asan}; do
 done
 
 echo "=== fuzzing (bounded)"
-for target in qmp_stream agent_frame; do
+for target in qmp_stream agent_frame oci_spec config_toml; do
   scripts/fuzz.sh "$target" "${RUNVM_FUZZ_SECONDS:-40}" || { echo "fuzz: $target failed"; status=1; }
 done
 

@@ -215,6 +215,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"TinyMsize", "[hypervisor.qemu]\nmsize_9p = 100\n",
                 "bad.toml:2:12: hypervisor.qemu.msize_9p: 100 is out of range; allowed: 4096 to "
                 "1048576"},
+        BadCase{"TableHeaderThatIsNoKey", "[/hypervisor.qemu]\nkernel = \"/k\"\n",
+                "bad.toml:1:2: invalid TOML: Error while parsing key: expected bare key starting "
+                "character or string delimiter, saw '/'"},
         BadCase{"ZeroDialTimeout", "[agent.kata]\ndial_timeout = 0\n",
                 "bad.toml:2:16: agent.kata.dial_timeout: 0 is out of range; allowed: 1 to 3600"},
         BadCase{"InitrdAndImage",
