@@ -19,10 +19,7 @@ namespace {
 
 absl::Status MakeParents(const std::string& path) {
   std::string dir = path.substr(0, path.rfind('/'));
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return ErrnoError(ec.value(), "create " + dir);
-  return absl::OkStatus();
+  return MakeDirectories(dir, 0700);
 }
 
 }  // namespace

@@ -9,7 +9,8 @@ PACKAGES=(
   libclang-rt-14-dev git python3
   # libraries
   libabsl-dev nlohmann-json3-dev libgtest-dev libgmock-dev googletest libbenchmark-dev
-  libseccomp-dev libcap-dev libnl-3-dev libnl-route-3-dev libselinux1-dev libtomlplusplus-dev libcli11-dev
+  libseccomp-dev libcap-dev libnl-3-dev libnl-route-3-dev nettle-dev libselinux1-dev
+  libtomlplusplus-dev libcli11-dev
   # runtime parts used by the guest builder and the tests
   qemu-system-x86 qemu-utils busybox-static cpio e2fsprogs iproute2 kmod procps util-linux
   dpkg-dev zstd

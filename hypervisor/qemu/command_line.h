@@ -48,7 +48,7 @@ struct CommandLineInputs {
   std::string accelerator;  // resolved: "kvm" or "tcg"
   int64_t host_memory_mib = 0;
   std::string run_dir;           // pidfile, virtiofsd socket, debug log
-  std::string shared_dir;        // the host directory shared with the guest
+  std::string shared_dir;        // what the guest is served: a read-only view (docs/security.md)
   int64_t image_size_bytes = 0;  // size of config.image (NVDIMM backend size)
   // Child descriptor numbers of the listening sockets the launcher hands to QEMU.
   int qmp_fd = 3;

@@ -18,9 +18,12 @@
 #include <filesystem>
 #include <map>
 
+#include <nettle/sha2.h>
+
 extern char** environ;
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -28,7 +31,6 @@ extern char** environ;
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "base/deadline.h"
-#include "base/digest.h"
 #include "base/failpoint.h"
 #include "base/file.h"
 #include "base/process.h"
@@ -44,6 +46,11 @@ constexpr char kQemuStderr[] = "qemu.stderr";
 constexpr char kVirtiofsdLog[] = "virtiofsd.log";
 // The longest name a socket in the run directory has.
 constexpr char kLongestSocket[] = "/qmp-events.sock";
+// A run directory is named by this many bytes of its sandbox id's SHA-256, in hex (RunDirFor).
+constexpr size_t kRunDirDigestBytes = 16;
+// The shared directory's two views (MakeSharedDirectory).
+constexpr char kSharedDir[] = "shared";
+constexpr char kGuestView[] = "view";
 
 // The last part of a log file, for error messages: QEMU's own words.
 std::string LogTail(const std::string& path) {
@@ -83,10 +90,37 @@ std::vector<std::string> MountsBelow(const std::string& dir) {
   return found;
 }
 
+// The shared directory, as two views of one directory (Kata's answer to CVE-2020-2026): runvm
+// binds rootfs and volumes into `shared`, which only the host sees; the guest is served `view`,
+// a read-only bind of it. The guest can therefore add, rename or replace no name at the top of
+// the share: every name runvm creates there stays its own, whatever a hostile guest plants. A
+// bind made in `shared` reaches `view` (its slave) with the flags it was made with, and from
+// there virtiofsd's mount namespace (a slave of the host's).
+absl::Status MakeSharedDirectory(const std::string& shared, const std::string& view) {
+  for (const std::string& dir : {shared, view}) {
+    if (::mkdir(dir.c_str(), 0700) != 0) return ErrnoError("mkdir " + dir);
+  }
+  // A shared mount of its own: with / private (as here) nothing bound into it after virtiofsd
+  // started would reach virtiofsd.
+  if (::mount(shared.c_str(), shared.c_str(), nullptr, MS_BIND, nullptr) != 0 ||
+      ::mount(nullptr, shared.c_str(), nullptr, MS_SHARED, nullptr) != 0) {
+    return ErrnoError("make " + shared + " a shared mount");
+  }
+  if (::mount(shared.c_str(), view.c_str(), nullptr, MS_BIND, nullptr) != 0 ||
+      ::mount(nullptr, view.c_str(), nullptr, MS_SLAVE, nullptr) != 0 ||
+      ::mount(nullptr, view.c_str(), nullptr,
+              MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, nullptr) != 0) {
+    return ErrnoError("make " + view + " a read-only view of " + shared);
+  }
+  return absl::OkStatus();
+}
+
 // Removes a run directory, after unmounting whatever is mounted in it (the shared directory,
 // container rootfs bound into it). Never removes through a mount: if one stays, so does the tree.
 void RemoveTree(const std::string& dir) {
-  for (const std::string& point : MountsBelow(dir)) ::umount2(point.c_str(), MNT_DETACH);
+  for (const std::string& point : MountsBelow(dir)) {
+    ::umount2(point.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW);
+  }
   if (!MountsBelow(dir).empty()) return;
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
@@ -192,7 +226,16 @@ void RemoveSocketBaseIfEmpty(const std::string& socket_base) {
 }
 
 std::string RunDirFor(const std::string& socket_base, const std::string& sandbox_id) {
-  return absl::StrCat(socket_base, "/", ShortDigest(sandbox_id));
+  // 128 bits of SHA-256: no two ids share a run directory, whoever chooses them (a 64-bit FNV
+  // can be made to collide, and the holder of the other id would then lose its VM).
+  sha256_ctx ctx;
+  sha256_init(&ctx);
+  sha256_update(&ctx, sandbox_id.size(), reinterpret_cast<const uint8_t*>(sandbox_id.data()));
+  uint8_t digest[SHA256_DIGEST_SIZE];
+  sha256_digest(&ctx, sizeof digest, digest);
+  return absl::StrCat(socket_base, "/",
+                      absl::BytesToHexString(absl::string_view(
+                          reinterpret_cast<const char*>(digest), kRunDirDigestBytes)));
 }
 
 absl::StatusOr<int64_t> HostMemoryMib() {
@@ -247,8 +290,7 @@ absl::StatusOr<RunningVm> StartVm(const VmSpec& spec) {
   // sandbox's delete may remove it between the two mkdirs, so they are tried again.
   int made = -1;
   for (int attempt = 0; attempt < 5 && made != 0; ++attempt) {
-    std::error_code ec;
-    std::filesystem::create_directories(spec.socket_base, ec);
+    (void)MakeDirectories(spec.socket_base, 0700);
     made = ::mkdir(vm.run_dir.c_str(), 0700);
     if (made != 0 && errno != ENOENT) break;
   }
@@ -269,19 +311,9 @@ absl::StatusOr<RunningVm> StartVm(const VmSpec& spec) {
   } cleanup{vm.run_dir};
   RUNVM_FAILPOINT("vm.start.after-run-dir");
 
-  vm.shared_dir = spec.shared_dir;
-  if (vm.shared_dir.empty()) {
-    vm.shared_dir = vm.run_dir + "/shared";
-    if (::mkdir(vm.shared_dir.c_str(), 0700) != 0) return ErrnoError("mkdir " + vm.shared_dir);
-    // A shared mount of its own, so that what is bound into it later (a container's rootfs)
-    // reaches virtiofsd, whose mount namespace is a slave of the host's: with / private (as
-    // here) nothing mounted after virtiofsd started would.
-    if (::mount(vm.shared_dir.c_str(), vm.shared_dir.c_str(), nullptr, MS_BIND, nullptr) != 0 ||
-        ::mount(nullptr, vm.shared_dir.c_str(), nullptr, MS_SHARED, nullptr) != 0) {
-      return ErrnoError("make " + vm.shared_dir + " a shared mount");
-    }
-  }
-  in.shared_dir = vm.shared_dir;
+  vm.shared_dir = vm.run_dir + "/" + kSharedDir;
+  RETURN_IF_ERROR(MakeSharedDirectory(vm.shared_dir, vm.run_dir + "/" + kGuestView));
+  in.shared_dir = vm.run_dir + "/" + kGuestView;
   ASSIGN_OR_RETURN(std::vector<std::string> argv, BuildCommandLine(c, in));
 
   ASSIGN_OR_RETURN(Fd qmp, ListenUnix(vm.qmp_socket()));
@@ -295,7 +327,7 @@ absl::StatusOr<RunningVm> StartVm(const VmSpec& spec) {
     ASSIGN_OR_RETURN(Fd log, OpenFile(absl::StrCat(vm.run_dir, "/", kVirtiofsdLog),
                                       O_WRONLY | O_CREAT | O_APPEND, 0600));
     SpawnOptions o{
-        .argv = {c.virtio_fs_daemon, "--fd=3", "-f", "-o", absl::StrCat("source=", vm.shared_dir),
+        .argv = {c.virtio_fs_daemon, "--fd=3", "-f", "-o", absl::StrCat("source=", in.shared_dir),
                  "-o", absl::StrCat("cache=", VirtiofsCacheMode(c.virtio_fs_cache))},
         .env = HelperEnvironment(vm.run_dir),
         .new_session = true};
@@ -309,7 +341,10 @@ absl::StatusOr<RunningVm> StartVm(const VmSpec& spec) {
 
   ASSIGN_OR_RETURN(Fd qemu_log, OpenFile(absl::StrCat(vm.run_dir, "/", kQemuStderr),
                                          O_WRONLY | O_CREAT | O_APPEND, 0600));
-  SpawnOptions qo{.argv = argv, .env = HelperEnvironment(vm.run_dir), .new_session = true};
+  // QEMU makes the hot-plugged ports' sockets in the run directory: its own, whatever the
+  // caller's umask (docs/security.md).
+  SpawnOptions qo{
+      .argv = argv, .env = HelperEnvironment(vm.run_dir), .new_session = true, .umask = 077};
   qo.fds = {{1, qemu_log.get()},        {2, qemu_log.get()},
             {in.qmp_fd, qmp.get()},     {in.qmp_events_fd, events.get()},
             {in.agent_fd, agent.get()}, {in.console_fd, console.get()}};

@@ -36,8 +36,6 @@ struct VmSpec {
   std::string accelerator;  // resolved: "kvm" or "tcg"
   int64_t host_memory_mib = 0;
   std::string socket_base = kDefaultSocketBase;
-  // The host directory shared with the guest; empty: <run dir>/shared, created and removed here.
-  std::string shared_dir;
   absl::Duration start_timeout = absl::Seconds(10);
 };
 
@@ -46,7 +44,9 @@ struct RunningVm {
   std::string sandbox_id;
   std::string uuid;
   std::string run_dir;
-  std::string shared_dir;  // <run_dir>/shared unless VmSpec named one (then left on stop)
+  // <run_dir>/shared: where runvm binds what the guest gets; only the host sees it (the guest is
+  // served <run_dir>/view, a read-only bind of it: see docs/security.md).
+  std::string shared_dir;
   ProcessIdentity qemu;
   std::optional<ProcessIdentity> virtiofsd;
   // A small detached process (comm "runvm-watch") that ends the sandbox when virtiofsd dies and
@@ -65,7 +65,7 @@ struct RunningVm {
   std::string console_socket() const { return run_dir + "/console.sock"; }
 };
 
-// The run directory of a sandbox: <socket_base>/<16 hex digits>.
+// The run directory of a sandbox: <socket_base>/<32 hex digits of the id's SHA-256>.
 std::string RunDirFor(const std::string& socket_base, const std::string& sandbox_id);
 
 // Starts the VM and returns once QEMU answers on QMP and runs. With virtiofsd, a watcher is

@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "base/failpoint.h"
+#include "base/file.h"
 #include "base/log.h"
 #include "base/process_identity.h"
 #include "base/status.h"
@@ -293,9 +294,7 @@ absl::Status SandboxStore::Create(qemu::VmSpec spec, bool wait_guest) {
   const std::string id = spec.sandbox_id;
   RETURN_IF_ERROR(ValidateSandboxId(id));
   spec.socket_base = SocketBase();
-  std::error_code ec;
-  std::filesystem::create_directories(Dir(id), ec);
-  if (ec) return ErrnoError(ec.value(), "create " + Dir(id));
+  RETURN_IF_ERROR(MakeDirectories(Dir(id), 0700));
   ASSIGN_OR_RETURN(persist::Lock lock, LockSandbox(id, persist::Lock::kExclusive, "create"));
   absl::StatusOr<Json> existing = store_.Load(Key(id), kSandboxFormat, kSandboxVersion);
   if (existing.ok())
@@ -309,6 +308,14 @@ absl::Status SandboxStore::Create(qemu::VmSpec spec, bool wait_guest) {
                   .status = kCreating,
                   .intent = kStepBoot,
                   .run_dir = qemu::RunDirFor(spec.socket_base, id)};
+  // A run directory this call did not make is never touched by it, even to clean up: left by a
+  // sandbox of this id whose end was never seen (its processes may still run).
+  if (::access(r.run_dir.c_str(), F_OK) == 0) {
+    (void)RemoveSandboxDir(id);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "sandbox ", id, ": its run directory ", r.run_dir,
+        " already exists (left by an earlier sandbox of this id); remove it once nothing uses it"));
+  }
   auto save = [&] {
     return store_.Save(Key(id), kSandboxFormat, kSandboxVersion, SandboxToJson(r));
   };

@@ -239,7 +239,7 @@ class OciTest : public ::testing::Test {
   }
 
   // The processes carrying the marker of a sandbox under this test's root (QEMU, virtiofsd,
-  // the watcher, the shims): RUNVM_SANDBOX_DIR=<root>/.vm/<16 hex digits>.
+  // the watcher, the shims): RUNVM_SANDBOX_DIR=<root>/.vm/<32 hex digits>.
   std::vector<ProcessIdentity> Helpers() const {
     std::vector<ProcessIdentity> found;
     const std::string prefix = "RUNVM_SANDBOX_DIR=" + root_ + "/";

@@ -324,6 +324,26 @@ TEST_F(PersistTest, CrashDuringContainerCreateIsReportedStoppedAndDeleteCleansUp
   }
 }
 
+TEST_F(PersistTest, ACreateThatFindsAStaleRunDirectoryLeavesItAndItsProcessesAlone) {
+  // A run directory the create did not make (here: a sandbox of this id whose end was never
+  // seen, with a process still carrying its marker) is refused and never cleaned up by it.
+  config_ = Config();
+  const std::string id = absl::StrCat("pt", ::getpid(), "-stale");
+  const std::string run_dir = qemu::RunDirFor(root_ + "/.vm", id);
+  ASSERT_TRUE(std::filesystem::create_directories(run_dir));
+  ASSERT_THAT(WriteFileAtomic(run_dir + "/keep", "not yours\n"), IsOk());
+  ASSERT_OK_AND_ASSIGN(Child holder,
+                       Spawn({.argv = {"/bin/sleep", "600"},
+                              .env = std::vector<std::string>{qemu::HelperMarker(run_dir)}}));
+  CommandResult r = Runvm({"sandbox", "create", id});
+  EXPECT_NE(r.code, 0);
+  EXPECT_THAT(r.err, HasSubstr("its run directory " + run_dir + " already exists")) << r.err;
+  EXPECT_EQ(ReadFile(run_dir + "/keep").value_or(""), "not yours\n");
+  EXPECT_EQ(::kill(holder.pid(), 0), 0) << "the other sandbox's process was ended";
+  EXPECT_FALSE(std::filesystem::exists(root_ + "/" + id));
+  std::filesystem::remove_all(run_dir);
+}
+
 TEST_F(PersistTest, CrashDuringStopOrDeleteIsCarriedThrough) {
   for (const std::string& fp : kStopFailpoints) {
     SCOPED_TRACE(fp);

@@ -150,6 +150,33 @@ TEST_F(VmTest, ADirectoryBoundIntoTheShareAfterBootReachesTheGuestAndSurvivesSto
       << "stop unmounts; it never removes through a mount";
 }
 
+TEST_F(VmTest, TheGuestCanAddNoNameAtTheTopOfTheShareButWritesInsideABind) {
+  // The guest is served a read-only view of the shared directory (docs/security.md): the names
+  // the host creates there cannot be planted or replaced by a hostile guest.
+  TempDir bundle;
+  bundle.Write("rootfs/marker", "from the bundle\n");
+  ASSERT_OK_AND_ASSIGN(RunningVm vm, StartVm(Spec()));
+  ASSERT_OK_AND_ASSIGN(GuestShell shell, GuestShell::Connect(vm.agent_socket(), Boot()));
+  ASSERT_OK_AND_ASSIGN(GuestResult planted,
+                       shell.Run("ln -s /etc /run/shared/c1.mount0 || mkdir /run/shared/c2 || "
+                                 "touch /run/shared/f || echo refused",
+                                 Boot()));
+  EXPECT_THAT(planted.output, HasSubstr("Read-only file system"));
+  EXPECT_THAT(planted.output, HasSubstr("refused"));
+  EXPECT_TRUE(std::filesystem::is_empty(vm.shared_dir)) << "nothing reached the host";
+  const std::string target = vm.shared_dir + "/c1";
+  ASSERT_EQ(::mkdir(target.c_str(), 0755), 0);
+  ASSERT_EQ(::mount((bundle.path() + "/rootfs").c_str(), target.c_str(), nullptr, MS_BIND, nullptr),
+            0)
+      << std::strerror(errno);
+  ASSERT_OK_AND_ASSIGN(GuestResult wrote,
+                       shell.Run("echo from the guest > /run/shared/c1/new && echo ok", Boot()));
+  EXPECT_EQ(wrote.output, "ok");
+  EXPECT_EQ(ReadFile(bundle.path() + "/rootfs/new").value_or(""), "from the guest\n");
+  ASSERT_THAT(StopVm(vm), IsOk());
+  ExpectNothingLeft(vm);
+}
+
 TEST_F(VmTest, BootsFromTheNvdimmImage) {
   VmSpec spec = Spec();
   spec.config.initrd = "";
