@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <linux/close_range.h>
 #include <linux/filter.h>
+#include <linux/openat2.h>
 #include <linux/sched.h>
 #include <linux/seccomp.h>
 #include <sched.h>
@@ -50,10 +51,12 @@ struct MountStep {
   unsigned long flags = 0;
   unsigned long propagation = 0;
   bool readonly_bind = false;  // a bind mount that needs a read-only remount
-  // Made by the parent, so that the child allocates nothing (below).
-  std::vector<std::string> dirs;         // the target and its parents, outermost first
-  std::vector<std::string> parent_dirs;  // the same for the target's parent (a file bind)
-  std::string fail_mount, fail_remount, fail_propagation;
+  // Made by the parent, so that the child allocates nothing (below). The destination relative
+  // to the rootfs, and each of its parents ("a", "a/b" for "/a/b/c") with its last name: the
+  // child opens each inside the rootfs (OpenInRoot) and makes a missing one in its parent.
+  std::string rel_target, target_name;
+  std::vector<std::string> rel_parents, parent_names;
+  std::string fail_mount, fail_remount, fail_propagation, fail_mount_point;
 };
 
 struct PathStep {  // a device node, a masked or a read-only path
@@ -290,13 +293,18 @@ absl::StatusOr<scmp_filter_ctx> BuildSeccomp(const oci::Seccomp& s) {
 }
 
 // "/a/b/c" -> {"/a", "/a/b", "/a/b/c"}.
-std::vector<std::string> DirsOf(const std::string& path) {
-  std::vector<std::string> dirs;
-  for (size_t at = path.find('/', 1); at != std::string::npos; at = path.find('/', at + 1)) {
-    dirs.push_back(path.substr(0, at));
+// The mount destination `dest`, relative to the rootfs, with its parents (MountStep).
+void SplitDestination(const std::string& dest, MountStep& step) {
+  std::vector<std::string> names = absl::StrSplit(dest, '/', absl::SkipEmpty());
+  if (names.empty()) names.push_back(".");
+  std::string rel;
+  for (size_t i = 0; i + 1 < names.size(); ++i) {
+    rel = rel.empty() ? names[i] : absl::StrCat(rel, "/", names[i]);
+    step.rel_parents.push_back(rel);
+    step.parent_names.push_back(names[i]);
   }
-  if (!path.empty() && path != "/") dirs.push_back(path);
-  return dirs;
+  step.rel_target = absl::StrJoin(names, "/");
+  step.target_name = names.back();
 }
 
 // The filter as a BPF program (libseccomp's loader allocates; the child cannot).
@@ -364,11 +372,15 @@ absl::StatusOr<std::unique_ptr<Plan, PlanDeleter>> MakePlan(const ContainerConfi
                    .type = m.type == "cgroup" ? "cgroup2" : m.type};
     ParseMountOptions(m.options, step);
     if ((step.flags & MS_BIND) && !absl::StartsWith(step.source, "/")) {
-      step.source = c.rootfs + "/" + step.source;
+      // The host resolves a relative source against the bundle and shares it: one that
+      // reaches the guest is nobody's to resolve.
+      return absl::InvalidArgumentError(
+          absl::StrCat(step.what, ": the bind source ", step.source, " is not absolute"));
     }
-    step.dirs = DirsOf(step.target);
-    step.parent_dirs = DirsOf(step.target.substr(0, step.target.rfind('/')));
+    SplitDestination(m.destination, step);
     step.fail_mount = absl::StrCat(step.what, " on ", step.target);
+    step.fail_mount_point =
+        absl::StrCat(step.what, ": make the mount point ", m.destination, " inside the rootfs");
     step.fail_remount = absl::StrCat(step.what, ": read-only remount");
     step.fail_propagation = absl::StrCat(step.what, ": propagation");
     p->mounts.push_back(std::move(step));
@@ -425,8 +437,9 @@ absl::StatusOr<std::unique_ptr<Plan, PlanDeleter>> MakePlan(const ContainerConfi
   p->gid = s.process.user.gid;
   p->umask = s.process.user.umask;
   for (uint32_t g : s.process.user.additional_gids) p->groups.push_back(g);
-  if (s.process.capabilities) {
-    const oci::Capabilities& caps = *s.process.capabilities;
+  {
+    // No capabilities in the spec means none, as under runc (not the agent's full set).
+    const oci::Capabilities caps = s.process.capabilities.value_or(oci::Capabilities{});
     ASSIGN_OR_RETURN(p->bounding, CapValues(caps.bounding));
     ASSIGN_OR_RETURN(p->ambient, CapValues(caps.ambient));
     p->caps = cap_init();
@@ -494,13 +507,66 @@ void WriteStr(int fd, const char* s) {
   Die(status_fd, what.c_str(), err);
 }
 
-void MkdirAll(const std::vector<std::string>& dirs) {
-  for (const std::string& d : dirs) ::mkdir(d.c_str(), 0755);
+// Opens `rel` below the rootfs `root` as the container will see it: symlinks and ".." resolve
+// inside the rootfs (RESOLVE_IN_ROOT), never out of it, whatever the image holds.
+int OpenInRoot(int root, const char* rel, uint64_t flags) {
+  open_how how{};
+  how.flags = flags | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
+  return static_cast<int>(::syscall(SYS_openat2, root, rel, &how, sizeof how));
 }
 
-void Touch(const char* path) {
-  int fd = ::open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+// Makes `name` in `dir` (a directory, or an empty file): never through a symlink there.
+void MakeIn(int dir, const char* name, bool file) {
+  if (!file) {
+    ::mkdirat(dir, name, 0755);
+    return;
+  }
+  int fd = ::openat(dir, name, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd >= 0) ::close(fd);
+}
+
+// The mount point of `m` inside the rootfs, made as needed (parents as directories, the target
+// as a directory or, for a file bind, a file): an O_PATH fd, or -1 with errno.
+int MountPoint(int root, const MountStep& m, bool file) {
+  int dir = ::fcntl(root, F_DUPFD_CLOEXEC, 0);
+  for (size_t i = 0; i < m.rel_parents.size() && dir >= 0; ++i) {
+    int next = OpenInRoot(root, m.rel_parents[i].c_str(), O_PATH | O_DIRECTORY);
+    if (next < 0 && errno == ENOENT) {
+      MakeIn(dir, m.parent_names[i].c_str(), /*file=*/false);
+      next = OpenInRoot(root, m.rel_parents[i].c_str(), O_PATH | O_DIRECTORY);
+    }
+    const int err = errno;
+    ::close(dir);
+    dir = next;
+    errno = err;
+  }
+  if (dir < 0) return -1;
+  int fd = OpenInRoot(root, m.rel_target.c_str(), O_PATH);
+  if (fd < 0 && errno == ENOENT) {
+    MakeIn(dir, m.target_name.c_str(), file);
+    fd = OpenInRoot(root, m.rel_target.c_str(), O_PATH);
+  }
+  const int err = errno;
+  ::close(dir);
+  errno = err;
+  return fd;
+}
+
+// "/proc/self/fd/<fd>" into `buf`, without allocating: how the child names what it opened.
+const char* FdPath(int fd, char (&buf)[32]) {
+  char digits[16];
+  int n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + fd % 10);
+    fd /= 10;
+  } while (fd > 0 && n < 15);
+  const char prefix[] = "/proc/self/fd/";
+  std::memcpy(buf, prefix, sizeof prefix - 1);
+  size_t at = sizeof prefix - 1;
+  while (n > 0) buf[at++] = digits[--n];
+  buf[at] = '\0';
+  return buf;
 }
 
 // The container's sysctls, through the container's /proc. Only the init writes them.
@@ -568,55 +634,65 @@ bool OpenTerminalInside(int console_fd) {
     if (::mount(p.rootfs.c_str(), p.rootfs.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0) {
       Die(status_fd, p.fail_bind_rootfs);
     }
+    // Every mount point is opened inside the rootfs (a symlink or ".." in the image resolves
+    // there, as under runc's securejoin) and mounted on through its fd.
+    const int root = ::open(p.rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root < 0) Die(status_fd, p.fail_chdir_rootfs);
+    char at[32];
     for (const MountStep& m : p.mounts) {
       const bool file_bind =
           (m.flags & MS_BIND) && ::stat(m.source.c_str(), &st) == 0 && !S_ISDIR(st.st_mode);
-      if (file_bind) {
-        MkdirAll(m.parent_dirs);
-        Touch(m.target.c_str());
-      } else {
-        MkdirAll(m.dirs);
-      }
+      int point = MountPoint(root, m, file_bind);
+      if (point < 0) Die(status_fd, m.fail_mount_point);
       unsigned long flags = m.flags & ~(m.readonly_bind ? MS_RDONLY : 0);
-      if (::mount(m.source.c_str(), m.target.c_str(), m.type.c_str(), flags,
+      if (::mount(m.source.c_str(), FdPath(point, at), m.type.c_str(), flags,
                   m.data.empty() ? nullptr : m.data.c_str()) != 0) {
         Die(status_fd, m.fail_mount);
       }
-      if (m.readonly_bind && ::mount(nullptr, m.target.c_str(), nullptr,
-                                     MS_BIND | MS_REMOUNT | MS_RDONLY | flags, nullptr) != 0) {
-        Die(status_fd, m.fail_remount);
-      }
-      if (m.propagation != 0 &&
-          ::mount(nullptr, m.target.c_str(), nullptr, m.propagation, nullptr) != 0) {
-        Die(status_fd, m.fail_propagation);
+      ::close(point);
+      if (m.readonly_bind || m.propagation != 0) {
+        // The fd names what was under the mount: the new mount is opened again.
+        point = OpenInRoot(root, m.rel_target.c_str(), O_PATH);
+        if (point < 0) Die(status_fd, m.fail_mount_point);
+        if (m.readonly_bind && ::mount(nullptr, FdPath(point, at), nullptr,
+                                       MS_BIND | MS_REMOUNT | MS_RDONLY | flags, nullptr) != 0) {
+          Die(status_fd, m.fail_remount);
+        }
+        if (m.propagation != 0 &&
+            ::mount(nullptr, FdPath(point, at), nullptr, m.propagation, nullptr) != 0) {
+          Die(status_fd, m.fail_propagation);
+        }
+        ::close(point);
       }
     }
-    // The devices every container has, from the guest's /dev (a bind works in any namespace).
-    if (::stat(p.dev_dir.c_str(), &st) == 0) {
+    // The devices every container has, from the guest's /dev (a bind works in any namespace),
+    // made in the rootfs's own /dev and never through a symlink there.
+    if (int dev = OpenInRoot(root, "dev", O_PATH | O_DIRECTORY); dev >= 0) {
       for (const PathStep& node : p.dev_nodes) {
-        if (::stat(node.path.c_str(), &st) == 0 && S_ISCHR(st.st_mode)) continue;
-        Touch(node.path.c_str());
-        if (::mount(node.source.c_str(), node.path.c_str(), nullptr, MS_BIND, nullptr) != 0) {
+        const char* name = node.path.c_str() + p.dev_dir.size() + 1;
+        if (::fstatat(dev, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISCHR(st.st_mode)) continue;
+        MakeIn(dev, name, /*file=*/true);
+        int point = ::openat(dev, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+        if (point < 0 || ::fstat(point, &st) != 0 || !S_ISREG(st.st_mode)) {
+          Die(status_fd, node.failure, point < 0 ? errno : ELOOP);
+        }
+        if (::mount(node.source.c_str(), FdPath(point, at), nullptr, MS_BIND, nullptr) != 0) {
           Die(status_fd, node.failure);
         }
+        ::close(point);
       }
       for (const auto& [link, to] : p.dev_links) {
-        [[maybe_unused]] int r = ::symlink(to.c_str(), link.c_str());
+        const char* name = link.c_str() + p.dev_dir.size() + 1;
+        [[maybe_unused]] int r = ::symlinkat(to.c_str(), dev, name);
       }
+      ::close(dev);
     }
+    ::close(root);
+    // The guest's root is a tmpfs (guest/init leaves the initramfs), so pivot_root always
+    // works: no MS_MOVE + chroot fallback, which CAP_SYS_CHROOT escapes.
     if (::chdir(p.rootfs.c_str()) != 0) Die(status_fd, p.fail_chdir_rootfs);
-    if (::syscall(SYS_pivot_root, ".", ".") == 0) {
-      if (::umount2(".", MNT_DETACH) != 0) Die(status_fd, "detach the old root");
-    } else if (errno == EINVAL) {
-      // The root is the initramfs, which cannot be pivoted away from (the guest boots from
-      // one): move the rootfs over / and chroot into it, as runc's --no-pivot does.
-      if (::mount(p.rootfs.c_str(), "/", nullptr, MS_MOVE, nullptr) != 0) {
-        Die(status_fd, "move the rootfs over /");
-      }
-      if (::chroot(".") != 0) Die(status_fd, "chroot into the rootfs");
-    } else {
-      Die(status_fd, p.fail_pivot);
-    }
+    if (::syscall(SYS_pivot_root, ".", ".") != 0) Die(status_fd, p.fail_pivot);
+    if (::umount2(".", MNT_DETACH) != 0) Die(status_fd, "detach the old root");
     if (::chdir("/") != 0) Die(status_fd, "chdir /");
     WriteSysctls(p, status_fd);
     for (const PathStep& m : p.masked) {
