@@ -21,11 +21,17 @@ std::string Absolute(const std::string& path);
 bool IsBindMount(const oci::Mount& m);
 bool HasOption(const oci::Mount& m, absl::string_view option);
 
-// Binds `source` (a directory or a file) at `target` in the shared directory, making `target`
-// first. Read-only binds are made read-only before they are attached (open_tree, mount_setattr,
-// move_mount), so that the copy the shared directory's propagation gives virtiofsd is read-only
-// as well: a remount after the fact would not propagate.
+// Binds `source` (a directory or a file) at `target` in the shared directory. `target` is made
+// here, exclusively and relative to its directory's fd (an existing name, a symlink included,
+// is an error), and the bind is attached to that fd: nothing at `target` is ever followed.
+// Read-only binds are made read-only before they are attached (open_tree, mount_setattr,
+// move_mount), so that the copy the shared directory's propagation gives the guest's view and
+// virtiofsd is read-only as well: a remount after the fact would not propagate.
 absl::Status BindInto(const std::string& source, const std::string& target, bool readonly);
+
+// Undoes BindInto: detaches the mount at `target` without following a symlink there, then
+// removes the mount point. Nothing there is fine (idempotent).
+absl::Status Unbind(const std::string& target);
 
 // Makes the bind at `target` (and every mount below it) read-only, without following a symlink
 // at `target` itself.

@@ -11,10 +11,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/digest.h"
+#include "base/log.h"
 #include "base/process.h"
 #include "base/status.h"
 #include "nlohmann/json.hpp"
 #include "runtime/host/cgroups.h"
+#include "runtime/oci/bundle.h"
 #include "runtime/oci/pod.h"
 
 namespace runvm {
@@ -139,6 +141,14 @@ void EndShim(const std::optional<ProcessIdentity>& shim) {
   (void)WaitPidfdExit(pidfd->get(), shim->pid, absl::Now() + absl::Seconds(5));
 }
 
+// The member's binds in the shared directory, last first.
+absl::Status UnbindShares(const ContainerRecord& r, const std::string& id) {
+  for (auto it = r.shares.rbegin(); it != r.shares.rend(); ++it) {
+    RETURN_IF_ERROR(Annotate(Unbind(*it), "delete container " + id));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status RemoveMember(ContainerStore& store, const std::string& id, bool force) {
   absl::StatusOr<ContainerRecord> first = store.Load(id);
   if (!first.ok()) {
@@ -168,8 +178,15 @@ absl::Status RemoveMember(ContainerStore& store, const std::string& id, bool for
                              deadline);
           if (!destroyed.ok() &&
               !absl::StrContains(destroyed.status().message(), "does not exist")) {
-            return Annotate(destroyed.status(), "delete container " + id);
+            // The guest's word only: a forced delete says it and goes on (the container's
+            // processes go with the VM at the latest).
+            if (!force) return Annotate(destroyed.status(), "delete container " + id);
+            LogWarning(absl::StrCat("delete --force container ", id, ": ",
+                                    destroyed.status().message(), "; going on"));
           }
+        } else if (force) {
+          LogWarning(absl::StrCat("delete --force container ", id, ": ", agent.status().message(),
+                                  "; going on"));
         }
       }
       EndShim(r.shim);
@@ -182,19 +199,23 @@ absl::Status RemoveMember(ContainerStore& store, const std::string& id, bool for
         for (const ExecRecord& e : r.execs) ports.push_back(e.port_device);
         for (const std::string& port : ports) {
           if (port.empty() || !vm.record().vm->hotplug.Find(port)) continue;
-          RETURN_IF_ERROR(
-              Annotate(vm.Unplug(port), absl::StrCat("delete container ", id, ": its port")));
+          absl::Status unplugged =
+              Annotate(vm.Unplug(port), absl::StrCat("delete container ", id, ": its port"));
+          if (!unplugged.ok() && !force) return unplugged;
+          if (!unplugged.ok()) LogWarning(absl::StrCat(unplugged.message(), "; going on"));
         }
       }
-      for (auto it = r.shares.rbegin(); it != r.shares.rend(); ++it) {
-        if (::umount2(it->c_str(), MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT) {
-          return ErrnoError(absl::StrCat("delete container ", id, ": unmount ", *it));
-        }
-        std::error_code ec;
-        std::filesystem::remove(*it, ec);  // the mount point: an empty directory or file
-      }
+      RETURN_IF_ERROR(UnbindShares(r, id));
     } else if (!absl::IsNotFound(opened.status())) {
-      return opened.status();
+      if (!force) return opened.status();
+      // The sandbox cannot be opened (busy past the lock's wait, or unreadable): what is the
+      // member's own still goes; its port stays with the VM.
+      LogWarning(absl::StrCat("delete --force container ", id, ": ", opened.status().message(),
+                              "; removing what is its own"));
+      EndShim(first->shim);
+      for (const ExecRecord& e : first->execs) EndShim(e.shim);
+      RETURN_IF_ERROR(Annotate(RemoveHostCgroups(first->host_cgroups), "delete container " + id));
+      RETURN_IF_ERROR(UnbindShares(*first, id));
     }
     // A sandbox that is gone took everything the member had added with it.
   }

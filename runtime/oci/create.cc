@@ -59,6 +59,19 @@ absl::StatusOr<Prepared> PrepareBundle(const CreateRequest& req, bool systemd_cg
     return absl::InvalidArgumentError(
         absl::StrCat(p.bundle, "/config.json: root.path: ", p.rootfs, " is not a directory"));
   }
+  // A relative bind source is the bundle's (runc's reading), resolved here so that the guest
+  // never resolves one; one that leaves the bundle is refused.
+  for (size_t i = 0; i < p.spec.mounts.size(); ++i) {
+    oci::Mount& m = p.spec.mounts[i];
+    if (!IsBindMount(m) || m.source.empty() || absl::StartsWith(m.source, "/")) continue;
+    const std::string resolved = Absolute(p.bundle + "/" + m.source);
+    if (!absl::StartsWith(resolved, p.bundle + "/")) {
+      return absl::InvalidArgumentError(absl::StrCat(p.bundle, "/config.json: mounts[", i, "] (",
+                                                     m.destination, "): the relative source ",
+                                                     m.source, " leaves the bundle"));
+    }
+    m.source = resolved;
+  }
   ASSIGN_OR_RETURN(p.role, PodRoleOf(req.id, p.spec.annotations));
   ASSIGN_OR_RETURN(p.cgroups_path, ResolveCgroupsPath(p.spec.linux.cgroups_path, systemd_cgroup));
   if (p.role.kind != PodRole::kMember) {
@@ -122,8 +135,7 @@ class Creation {
 
   // <root>/<id>/ and the record, "creating". AlreadyExists for an id in use.
   absl::Status ReserveRecord() {
-    std::error_code ec;
-    std::filesystem::create_directories(options_.root, ec);
+    RETURN_IF_ERROR(MakeDirectories(options_.root, 0700));
     const std::string dir = sandboxes_.Dir(req_.id);
     if (::mkdir(dir.c_str(), 0700) != 0) {
       if (errno == EEXIST) {
@@ -140,6 +152,7 @@ class Creation {
           .annotations = p_.spec.annotations,
           .resources = p_.spec.linux.resources.value_or(oci::Resources{})};
     if (absl::Status st = store_.Save(r_); !st.ok()) {
+      std::error_code ec;
       std::filesystem::remove_all(dir, ec);
       return st;
     }
@@ -231,7 +244,7 @@ class Creation {
     RETURN_IF_ERROR(BindInto(p_.rootfs, r_.shares.back(), /*readonly=*/false));
     for (size_t i = 0; i < p_.spec.mounts.size(); ++i) {
       oci::Mount& m = p_.spec.mounts[i];
-      if (!IsBindMount(m) || !absl::StartsWith(m.source, "/")) continue;
+      if (!IsBindMount(m)) continue;
       const std::string name = absl::StrCat(req_.id, ".mount", i);
       r_.shares.push_back(shared_dir + "/" + name);
       RETURN_IF_ERROR(store_.Save(r_));

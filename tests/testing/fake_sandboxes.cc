@@ -149,7 +149,7 @@ absl::Status FakeSandboxes::Delete(const std::string& id, bool force) {
   const std::string run_dir = it->second.record.run_dir;
   for (const std::string& m : Leftovers()) {
     if (absl::StartsWith(m, "mount " + run_dir)) {
-      (void)::umount2(m.substr(6).c_str(), MNT_DETACH);
+      (void)::umount2(m.substr(6).c_str(), MNT_DETACH | UMOUNT_NOFOLLOW);
     }
   }
   // As SandboxStore::Delete does: every process carrying the sandbox's marker (the shims) ends.
