@@ -18,15 +18,21 @@ absl::Status SandboxVm::CheckRunning() const {
 
 namespace {
 
+// A failure to reach the guest names the sandbox; the agent's own answers ("error" replies,
+// FailedPrecondition) are passed on as they are.
 class AgentConnection : public GuestAgent {
  public:
-  explicit AgentConnection(AgentClient client) : client_(std::move(client)) {}
+  AgentConnection(std::string sandbox, AgentClient client)
+      : sandbox_(std::move(sandbox)), client_(std::move(client)) {}
   absl::StatusOr<agent_proto::Message> Call(agent_proto::Message request,
                                             absl::Time deadline) override {
-    return client_.Call(std::move(request), deadline);
+    absl::StatusOr<agent_proto::Message> reply = client_.Call(std::move(request), deadline);
+    if (reply.ok() || absl::IsFailedPrecondition(reply.status())) return reply;
+    return Annotate(reply.status(), "sandbox " + sandbox_);
   }
 
  private:
+  std::string sandbox_;
   AgentClient client_;
 };
 
@@ -67,9 +73,10 @@ class QemuSandboxVm : public SandboxVm {
   absl::StatusOr<std::vector<int>> VcpuThreads() override { return sb_->VcpuThreads(); }
   absl::StatusOr<std::unique_ptr<GuestAgent>> Agent(absl::Time deadline) override {
     RETURN_IF_ERROR(CheckRunning());
-    ASSIGN_OR_RETURN(AgentClient client,
-                     AgentClient::Connect(record().vm->agent_socket(), deadline));
-    return std::make_unique<AgentConnection>(std::move(client));
+    absl::StatusOr<AgentClient> client =
+        AgentClient::Connect(record().vm->agent_socket(), deadline);
+    if (!client.ok()) return Annotate(client.status(), "sandbox " + record().id);
+    return std::make_unique<AgentConnection>(record().id, *std::move(client));
   }
 
  private:

@@ -3,13 +3,18 @@
 // directory; a spec without capabilities gets none; the classic chroot escape stays in the
 // container; mount destinations through the image's symlinks and ".." stay in the rootfs;
 // relative bind sources are the bundle's and may not leave it; the state is 0700/0600 under any
-// umask.
+// umask; every verb returns from an agent that never answers, and delete --force converges.
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <filesystem>
 #include <map>
 #include <set>
+#include <thread>
 
+#include "proto/agent_protocol.h"
 #include "tests/e2e/pod_fixture.h"
 
 namespace runvm::e2e {
@@ -257,6 +262,84 @@ TEST_F(SecurityTest, UnderUmaskZeroTheStateIsTheCallersAlone) {
     }
   }
   EXPECT_GT(checked, 10);
+}
+
+// A hostile guest's agent: takes the sandbox's agent socket and, to every connection, streams
+// frames meant for someone else without end (the old client waited on it for ever).
+class EndlessAgent {
+ public:
+  explicit EndlessAgent(const std::string& socket) {
+    ::unlink(socket.c_str());
+    absl::StatusOr<Fd> listener = ListenUnix(socket);
+    EXPECT_THAT(listener, IsOk());
+    if (!listener.ok()) return;
+    listener_ = *std::move(listener);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~EndlessAgent() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Serve() {
+    const std::string frame = agent_proto::EncodeFrame(
+        {.type = agent_proto::kHello, .id = 987654321, .fields = Json::object()});
+    std::vector<Fd> clients;
+    while (!stop_) {
+      pollfd p{listener_.get(), POLLIN, 0};
+      if (::poll(&p, 1, 20) == 1)
+        clients.emplace_back(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      for (const Fd& c : clients) {
+        if (c.valid())
+          (void)::send(c.get(), frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+      }
+    }
+  }
+
+  Fd listener_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+TEST_F(SecurityTest, EveryVerbReturnsAtItsDeadlineFromAnAgentThatNeverAnswersAndForceConverges) {
+  const std::string sb = PodId("sandbox"), c1 = PodId("c1");
+  ASSERT_NO_FATAL_FAILURE(Start(PodBundle(sb, "sandbox", sb, {"sleep", "100000"}), sb));
+  ASSERT_NO_FATAL_FAILURE(Start(PodBundle(c1, "container", sb, {"sleep", "100000"}), c1));
+  ASSERT_OK_AND_ASSIGN(std::string record, ReadFile(root_ + "/" + sb + "/sandbox.json"));
+  const std::string run_dir =
+      Json::parse(record).value("data", Json::object()).value("run_dir", "");
+  ASSERT_FALSE(run_dir.empty());
+  {
+    EndlessAgent agent(run_dir + "/agent.sock");
+    // Each returns by itself (RunCommand would kill it after 120 s: code -1), failing, and names
+    // the sandbox whose guest did not answer.
+    for (const std::vector<std::string>& verb :
+         std::vector<std::vector<std::string>>{{"kill", c1, "KILL"},
+                                               {"exec", c1, "true"},
+                                               {"ps", c1},
+                                               {"pause", c1},
+                                               {"update", "--memory", "268435456", c1},
+                                               {"events", "--stats", c1}}) {
+      SCOPED_TRACE(verb[0]);
+      CommandResult r = Runvm(verb);
+      EXPECT_NE(r.code, -1) << "still waiting";
+      EXPECT_NE(r.code, 0);
+      EXPECT_THAT(r.err, HasSubstr("sandbox " + sb)) << r.err;
+    }
+    // delete of a running container refuses without asking the guest; delete --force goes on
+    // past the guest's silence, saying so.
+    CommandResult r = Runvm({"delete", c1});
+    EXPECT_NE(r.code, -1);
+    EXPECT_THAT(r.err, HasSubstr("not stopped")) << r.err;
+    r = Runvm({"--debug", "delete", "--force", c1});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_THAT(ReadFile(log_).value_or(""), HasSubstr("going on"));
+    EXPECT_FALSE(std::filesystem::exists(root_ + "/" + c1));
+  }
+  CommandResult r = Runvm({"delete", "--force", sb});
+  EXPECT_EQ(r.code, 0) << r.err;
+  ExpectPodGone();
 }
 
 }  // namespace
