@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace runvm::config {
@@ -46,6 +47,29 @@ std::vector<Issue> Config::Validate() const {
   }
   if (q.shared_fs == "virtio-fs" && q.virtio_fs_daemon.empty()) {
     add("virtio_fs_daemon", "shared_fs = \"virtio-fs\" needs virtio_fs_daemon");
+  }
+  if (!q.hypervisor_user.empty()) {
+    // What QEMU opens after it has dropped to the user must be the user's to open: runvm passes
+    // fds for taps, disks and stdio ports; these it cannot.
+    auto confined = [&](absl::string_view key, absl::string_view why) {
+      add(key, absl::StrCat(why, ", which QEMU cannot once it runs as hypervisor_user \"",
+                            q.hypervisor_user, "\"; set hypervisor_user = \"\" to keep QEMU root"));
+    };
+    if (q.hypervisor_user.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") !=
+            std::string::npos ||
+        q.hypervisor_user.front() == '-') {
+      add("hypervisor_user", absl::StrCat("\"", q.hypervisor_user, "\" is not a user name"));
+    } else if (q.shared_fs == "virtio-9p") {
+      confined("shared_fs", "virtio-9p has QEMU open the shared files");
+    } else if (q.enable_hugepages) {
+      confined("enable_hugepages", "memory hotplug makes files in /dev/hugepages");
+    } else if (!q.file_mem_backend.empty()) {
+      confined("file_mem_backend", "memory hotplug makes files there");
+    } else if (absl::StrContains(q.seccompsandbox, "elevateprivileges=deny")) {
+      add("seccompsandbox",
+          "elevateprivileges=deny stops QEMU from changing to hypervisor_user (its filter is in "
+          "place before it does); an unprivileged QEMU needs no such rule");
+    }
   }
   if (q.enable_vhost_user_store && !q.enable_hugepages) {
     add("enable_vhost_user_store",

@@ -87,8 +87,11 @@ struct QemuConfig {
   // runvm: "auto" uses KVM when it can actually run a guest, TCG otherwise.
   std::string accelerator = "auto";
   // QEMU's -sandbox (seccomp) options, as Kata's key; empty: no -sandbox (for debugging).
-  std::string seccompsandbox =
-      "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
+  std::string seccompsandbox = "on,obsolete=deny,spawn=deny,resourcecontrol=deny";
+  // runvm (in the spirit of Kata's `rootless`): the user QEMU runs as once it has started
+  // (QEMU's -runas: it opens what it needs at start, then drops to this user and every
+  // capability). Made by scripts/setup.sh. Empty: QEMU stays root (docs/security.md).
+  std::string hypervisor_user = "runvm-qemu";
 
   bool operator==(const QemuConfig&) const = default;
 };

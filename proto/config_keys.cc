@@ -73,6 +73,7 @@ const std::vector<KeyInfo>& Table() {
       Q(machine_type, {.allowed = kMachineTypeValues}),
       Q(accelerator, {.allowed = kAcceleratorValues}),
       Q(seccompsandbox, {.annotatable = false}),
+      Q(hypervisor_user, {.annotatable = false}),
       Q(enable_annotations, {.annotatable = false}),
       Q(valid_hypervisor_paths, {.annotatable = false}),
       Q(kernel_params),

@@ -254,6 +254,8 @@ absl::StatusOr<std::vector<std::string>> BuildCommandLine(const config::QemuConf
   a.Flag("-no-reboot");
   a.Arg("-vga", "none");
   if (!c.seccompsandbox.empty()) a.Opt("-sandbox", Options().AddRaw(c.seccompsandbox));
+  // Started as root (everything above is opened then), then the user with no capability.
+  if (!c.hypervisor_user.empty()) a.Arg("-runas", c.hypervisor_user);
   if (c.enable_debug) {
     a.Arg("-D", absl::StrCat(in.run_dir, "/", kQemuLog));
     a.Arg("-d", "guest_errors");

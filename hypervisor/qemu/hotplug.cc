@@ -100,6 +100,25 @@ absl::StatusOr<Json> Hotplug::Command(absl::string_view device, absl::string_vie
   return r;
 }
 
+absl::Status Hotplug::NeedsRootQemu(absl::string_view what) const {
+  if (!Confined()) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      absl::StrCat(what, ": QEMU would open it itself, and in sandbox ", vm_.sandbox_id,
+                   " QEMU runs as hypervisor_user \"", vm_.config.hypervisor_user,
+                   "\" (no privilege); a sandbox for it needs hypervisor_user = \"\""));
+}
+
+absl::Status Hotplug::RemoveFdSets(const std::string& device) {
+  ASSIGN_OR_RETURN(Json sets, Command(device, "query-fdsets", nullptr));
+  for (const Json& set : sets) {
+    bool mine = false;
+    for (const Json& fd : set.value("fds", Json::array())) mine |= fd.value("opaque", "") == device;
+    if (!mine) continue;
+    RETURN_IF_ERROR(qmp_.RemoveFd(set.value("fdset-id", int64_t{-1}), std::nullopt, Deadline()));
+  }
+  return absl::OkStatus();
+}
+
 std::string Hotplug::NextId(absl::string_view prefix) {
   std::string id;
   do {
@@ -271,6 +290,11 @@ absl::Status Hotplug::Teardown(const PluggedDevice& d) {
   teardown(d.object, "object-del", {{"id", d.object}});
   teardown(d.chardev, "chardev-remove", {{"id", d.chardev}});
   for (const std::string& fd : d.fd_names) teardown(fd, "closefd", {{"fdname", fd}});
+  if (Confined() && (d.kind == kKindVirtioBlk || d.kind == kKindScsi)) {
+    if (absl::Status st = RemoveFdSets(d.id); !st.ok()) failed.push_back(std::string(st.message()));
+  }
+  // A confined QEMU's stdio ports listen on sockets runvm made (QEMU removes its own).
+  if (d.kind == kKindSerialPort && !d.source.empty()) (void)::unlink(d.source.c_str());
   if (failed.empty()) return absl::OkStatus();
   return absl::InternalError(
       absl::StrCat(d.id, ": unplugged, but its backends remain: ", absl::StrJoin(failed, "; ")));

@@ -141,6 +141,13 @@ class Hotplug {
   absl::StatusOr<nlohmann::json> Command(absl::string_view device, absl::string_view command,
                                          const nlohmann::json& args);
   std::string NextId(absl::string_view prefix);
+  // Whether QEMU runs as hypervisor_user (docs/security.md): what it would open itself after
+  // its start is opened by runvm and passed by fd instead.
+  bool Confined() const { return !vm_.config.hypervisor_user.empty(); }
+  // FailedPrecondition naming `what` when QEMU would have to open it itself and is confined.
+  absl::Status NeedsRootQemu(absl::string_view what) const;
+  // Removes the fd sets QEMU holds for `device` (add-fd's opaque is the device id).
+  absl::Status RemoveFdSets(const std::string& device);
   // device_add, then (on success) the device is recorded and the intent settled. On failure
   // `undo` is undone.
   absl::StatusOr<PluggedDevice> Commit(PluggedDevice device, const nlohmann::json& args,

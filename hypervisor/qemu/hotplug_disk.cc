@@ -1,4 +1,5 @@
 // Hotplug: disks (virtio-blk, virtio-scsi, NVDIMM, vhost-user-blk).
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include <set>
@@ -7,6 +8,7 @@
 
 #include "absl/time/clock.h"
 #include "base/failpoint.h"
+#include "base/fd.h"
 #include "base/status.h"
 #include "devices/block.h"
 #include "hypervisor/qemu/hotplug_internal.h"
@@ -65,15 +67,28 @@ absl::StatusOr<PluggedDevice> Hotplug::AddBlockDevice(const DiskRequest& request
   }
   d.node_name = "drive-" + d.id;
 
+  UndoLog undo(*this);
+  std::string filename = disk.path;
+  if (Confined()) {
+    // QEMU, no longer root, opens the disk through an fd set runvm filled: /dev/fdset/<n>
+    // (add-fd's opaque names the device, so the set goes with it: RemoveFdSets).
+    ASSIGN_OR_RETURN(Fd fd, OpenFile(disk.path, (request.read_only ? O_RDONLY : O_RDWR)));
+    absl::StatusOr<qmp::Client::AddedFd> added =
+        qmp_.AddFd(std::move(fd), std::nullopt, d.id, Deadline());
+    if (!added.ok()) return Annotate(added.status(), absl::StrCat(d.id, ": add-fd"));
+    undo.Add("fd set of " + d.id, [this, set = added->fdset_id, id = d.id] {
+      return Annotate(qmp_.RemoveFd(set, std::nullopt, Deadline()), id + ": remove-fd");
+    });
+    filename = absl::StrCat("/dev/fdset/", added->fdset_id);
+  }
   Json node = {{"driver", "raw"},
                {"node-name", d.node_name},
                {"read-only", request.read_only},
-               {"file", {{"driver", disk.driver()}, {"filename", disk.path}}}};
+               {"file", {{"driver", disk.driver()}, {"filename", filename}}}};
   if (vm_.config.block_device_cache_set) {
     node["cache"] = {{"direct", vm_.config.block_device_cache_direct},
                      {"no-flush", vm_.config.block_device_cache_noflush}};
   }
-  UndoLog undo(*this);
   RETURN_IF_ERROR(AddBackend(undo, d, "blockdev-add", node, "block node " + d.node_name,
                              "blockdev-del", {{"node-name", d.node_name}}));
 
@@ -93,6 +108,7 @@ absl::StatusOr<PluggedDevice> Hotplug::AddBlockDevice(const DiskRequest& request
 absl::StatusOr<PluggedDevice> Hotplug::AddNvdimm(const DiskRequest& request) {
   ASSIGN_OR_RETURN(devices::HostDisk disk, devices::InspectDisk(request.path));
   const std::string what = absl::StrCat("disk ", request.path);
+  RETURN_IF_ERROR(NeedsRootQemu(what + " on an NVDIMM"));
   if (!ImageOnNvdimm(vm_.config) && vm_.config.block_device_driver != kKindNvdimm) {
     return absl::FailedPreconditionError(
         absl::StrCat(what, ": the sandbox's machine has no NVDIMM support (block_device_driver is ",
@@ -136,6 +152,7 @@ absl::StatusOr<PluggedDevice> Hotplug::AddNvdimm(const DiskRequest& request) {
 
 absl::StatusOr<PluggedDevice> Hotplug::AddVhostUserBlk(const DiskRequest& request) {
   const std::string what = absl::StrCat("vhost-user-blk disk ", request.path);
+  RETURN_IF_ERROR(NeedsRootQemu(what));
   if (!vm_.config.enable_hugepages) {
     return absl::FailedPreconditionError(absl::StrCat(
         what, ": vhost-user needs guest memory the backend can map; enable_hugepages is off"));

@@ -1,5 +1,8 @@
 // Hotplug: virtio-serial ports (a container process's stdio).
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <memory>
 
 #include <set>
 #include <string>
@@ -8,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "base/failpoint.h"
 #include "base/status.h"
+#include "base/unix_socket.h"
 #include "hypervisor/qemu/hotplug_internal.h"
 
 namespace runvm::qemu {
@@ -44,13 +48,32 @@ absl::StatusOr<PluggedDevice> Hotplug::AddSerialPort(const std::string& name) {
   d.source = absl::StrCat(vm_.run_dir, "/", d.id, ".sock");
   d.chardev = "char-" + d.id;
   UndoLog undo(*this);
+  Json addr = {{"type", "unix"}, {"data", {{"path", d.source}}}};
+  auto chardev_took_fd = std::make_shared<bool>(false);
+  if (Confined()) {
+    // QEMU, no longer root, cannot make a socket in the run directory: runvm makes it and hands
+    // the listening fd over by name, which chardev-add takes.
+    const std::string fdname = "fd-" + d.id;
+    ASSIGN_OR_RETURN(Fd listener, ListenUnix(d.source));
+    undo.Add("socket " + d.source, [path = d.source] {
+      (void)::unlink(path.c_str());
+      return absl::OkStatus();
+    });
+    d.fd_names = {fdname};
+    absl::Status intended = Intend(kIntentPlug, "getfd", d);
+    if (intended.ok()) intended = qmp_.GetFd(fdname, std::move(listener), Deadline());
+    if (!intended.ok()) return undo.Undo(Annotate(intended, absl::StrCat(d.id, ": getfd")));
+    undo.Add("monitor fd " + fdname, [this, fdname, id = d.id, chardev_took_fd] {
+      if (*chardev_took_fd) return absl::OkStatus();
+      return Annotate(qmp_.CloseFd(fdname, Deadline()), id + ": closefd");
+    });
+    addr = {{"type", "fd"}, {"data", {{"str", fdname}}}};
+  }
   Json backend = {{"type", "socket"},
-                  {"data",
-                   {{"addr", {{"type", "unix"}, {"data", {{"path", d.source}}}}},
-                    {"server", true},
-                    {"wait", false}}}};
+                  {"data", {{"addr", addr}, {"server", true}, {"wait", false}}}};
   RETURN_IF_ERROR(AddBackend(undo, d, "chardev-add", {{"id", d.chardev}, {"backend", backend}},
                              "chardev " + d.chardev, "chardev-remove", {{"id", d.chardev}}));
+  *chardev_took_fd = true;
   return Commit(d,
                 {{"driver", "virtserialport"},
                  {"id", d.id},

@@ -17,6 +17,7 @@ using Json = nlohmann::json;
 using namespace hotplug_internal;  // NOLINT: the files of one class
 
 absl::StatusOr<std::vector<PluggedDevice>> Hotplug::AddVfio(const std::string& device) {
+  RETURN_IF_ERROR(NeedsRootQemu(absl::StrCat("VFIO device ", device)));
   ASSIGN_OR_RETURN(devices::VfioGroup group, devices::DiscoverVfio(options_.sysfs_root, device));
   RETURN_IF_ERROR(FinishPendingUnplugs());
   const bool on_root = vm_.config.hotplug_vfio_on_root_bus;

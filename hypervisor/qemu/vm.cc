@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -238,6 +239,24 @@ std::string RunDirFor(const std::string& socket_base, const std::string& sandbox
                           reinterpret_cast<const char*>(digest), kRunDirDigestBytes)));
 }
 
+absl::Status CheckHypervisorUser(const std::string& user) {
+  if (user.empty()) return absl::OkStatus();
+  errno = 0;
+  const passwd* pw = ::getpwnam(user.c_str());
+  if (pw == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("hypervisor.qemu.hypervisor_user \"", user,
+                     "\": no such user (scripts/setup.sh makes it; \"\" keeps QEMU root)"));
+  }
+  if (pw->pw_uid == 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("hypervisor.qemu.hypervisor_user \"", user,
+                     "\" is root (uid 0): QEMU would keep every "
+                     "privilege; name an unprivileged user, or \"\""));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<int64_t> HostMemoryMib() {
   ASSIGN_OR_RETURN(std::string info, ReadFile("/proc/meminfo", 1 << 16));
   for (absl::string_view line : absl::StrSplit(info, '\n')) {
@@ -271,6 +290,7 @@ absl::StatusOr<RunningVm> StartVm(const VmSpec& spec) {
   if (c.shared_fs == "virtio-fs" && ::access(c.virtio_fs_daemon.c_str(), X_OK) != 0) {
     return ErrnoError(absl::StrCat("hypervisor.qemu.virtio_fs_daemon ", c.virtio_fs_daemon));
   }
+  RETURN_IF_ERROR(CheckHypervisorUser(c.hypervisor_user));
   CommandLineInputs in{.sandbox_id = spec.sandbox_id,
                        .accelerator = spec.accelerator,
                        .host_memory_mib = spec.host_memory_mib,

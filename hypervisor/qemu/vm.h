@@ -65,6 +65,10 @@ struct RunningVm {
   std::string console_socket() const { return run_dir + "/console.sock"; }
 };
 
+// OK when `user` (hypervisor_user) is empty or an existing user other than root; else an error
+// that names it. `runvm check` reports it too.
+absl::Status CheckHypervisorUser(const std::string& user);
+
 // The run directory of a sandbox: <socket_base>/<32 hex digits of the id's SHA-256>.
 std::string RunDirFor(const std::string& socket_base, const std::string& sandbox_id);
 

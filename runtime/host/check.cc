@@ -37,6 +37,28 @@ CheckResult PodNetworkCheck(const std::string& model) {
           "tcfilter: multi-queue taps and tc u32 filters with mirred redirect work"};
 }
 
+// Who QEMU runs as once it has started (docs/security.md); SELinux is not applied by runvm.
+CheckResult ConfinementCheck(const std::string& user) {
+  if (user.empty()) {
+    return {CheckLevel::kInfo, "qemu confinement",
+            "hypervisor_user = \"\": QEMU runs as root with every capability"};
+  }
+  absl::Status st = qemu::CheckHypervisorUser(user);
+  if (!st.ok()) return {CheckLevel::kFail, "qemu confinement", std::string(st.message())};
+  return {CheckLevel::kOk, "qemu confinement",
+          absl::StrCat("QEMU drops to user ", user, " and every capability once started")};
+}
+
+CheckResult SelinuxCheck() {
+  // selinuxfs is where the kernel says whether SELinux is on (what libselinux reads).
+  if (::access("/sys/fs/selinux/enforce", F_OK) != 0) {
+    return {CheckLevel::kInfo, "selinux", "off on this host (no labels to apply)"};
+  }
+  return {CheckLevel::kFail, "selinux",
+          "on, and runvm does not apply process.selinuxLabel or linux.mountLabel: QEMU runs with "
+          "runvm's own label"};
+}
+
 // "QEMU emulator version 7.2.22 (Debian ...)" -> "7.2.22"; empty when QEMU does not answer.
 std::string QemuVersion(const std::string& qemu, std::string* error) {
   absl::StatusOr<Pipe> pipe = MakePipe();
@@ -161,6 +183,8 @@ std::vector<CheckResult> CheckHost(const LoadedConfig& loaded, const HostPaths& 
        vhost_net ? absl::StrCat(paths.vhost_net, " present")
                  : absl::StrCat(paths.vhost_net, " absent: network devices run without vhost")});
   out.push_back(PodNetworkCheck(loaded.config.runtime.internetworking_model));
+  out.push_back(ConfinementCheck(loaded.config.hypervisor.hypervisor_user));
+  out.push_back(SelinuxCheck());
 
   std::string layout = CgroupLayout(paths.cgroup_root);
   if (layout.empty()) {

@@ -2,6 +2,7 @@
 // path with its size, a NIC with its MAC, more vCPUs and memory; unplug and the bridge limits.
 #include "hypervisor/qemu/hotplug.h"
 
+#include <pwd.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "base/file.h"
 #include "base/unix_socket.h"
 #include "gtest/gtest.h"
 #include "hypervisor/qmp/client.h"
@@ -245,6 +247,53 @@ TEST_F(HotplugVmTest, NicAppearsWithItsMacAndGoesOnUnplug) {
   // QEMU closed the queues with the netdev: the tap is gone with them.
   EXPECT_NE(
       std::system(("ip netns exec " + netns_ + " ip link show tap0_runvm 2>/dev/null").c_str()), 0);
+}
+
+TEST_F(HotplugVmTest, QemuRunsAsTheHypervisorUserWithoutCapabilitiesAndStillPlugs) {
+  // docs/security.md: QEMU starts as root, drops to hypervisor_user (-runas) and every
+  // capability; what it opens later (a disk only root may open, a tap, a stdio port's socket in
+  // the root-only run directory) runvm opens and passes by fd.
+  netns_ = absl::StrCat("runvm-test-", ::getpid());
+  ASSERT_EQ(std::system(("ip netns add " + netns_).c_str()), 0);
+  Boot();
+  ASSERT_EQ(vm_->config.hypervisor_user, "runvm-qemu") << "the default";
+  const passwd* pw = ::getpwnam("runvm-qemu");
+  ASSERT_NE(pw, nullptr) << "scripts/setup.sh makes the user";
+  ASSERT_NE(pw->pw_uid, 0u);
+  ASSERT_OK_AND_ASSIGN(std::string status,
+                       ReadFile(absl::StrCat("/proc/", vm_->qemu.pid, "/status")));
+  const std::string uid = absl::StrCat(pw->pw_uid);
+  EXPECT_THAT(status,
+              HasSubstr(absl::StrCat("Uid:\t", uid, "\t", uid, "\t", uid, "\t", uid, "\n")));
+  EXPECT_THAT(status, HasSubstr("CapPrm:\t0000000000000000\n"));
+  EXPECT_THAT(status, HasSubstr("CapEff:\t0000000000000000\n"));
+
+  const std::string disk = Disk("private.img", 16 * kMiB);
+  ASSERT_EQ(::chmod(disk.c_str(), 0600), 0);
+  ASSERT_OK_AND_ASSIGN(PluggedDevice blk,
+                       hotplug_->AddDisk({.path = disk, .driver = "virtio-blk"}));
+  EXPECT_EQ(
+      GuestUntil(SectorsAt(blk.guest_address), [](const std::string& o) { return !o.empty(); }),
+      "32768");
+  const std::string mac = "02:00:ca:fe:00:2b";
+  ASSERT_OK_AND_ASSIGN(
+      PluggedDevice nic,
+      hotplug_->AddNic({.tap_name = "tap0_runvm", .netns = "/run/netns/" + netns_, .mac = mac}));
+  EXPECT_THAT(GuestUntil("cat /sys/class/net/*/address",
+                         [&](const std::string& o) { return o.find(mac) != o.npos; }),
+              HasSubstr(mac));
+  ASSERT_OK_AND_ASSIGN(PluggedDevice port, hotplug_->AddSerialPort("io-confined"));
+  ASSERT_OK_AND_ASSIGN(Fd conn, ConnectUnix(port.source, Soon()));
+  EXPECT_TRUE(conn.valid());
+  conn.reset();
+  for (const PluggedDevice& d : {blk, nic, port}) EXPECT_THAT(hotplug_->Remove(d.id), IsOk());
+  // The disk's fd set went with it, and so did the port's socket.
+  ASSERT_OK_AND_ASSIGN(Json fdsets, qmp_->Execute("query-fdsets", nullptr, Soon()));
+  EXPECT_TRUE(fdsets.empty()) << fdsets.dump();
+  EXPECT_FALSE(std::filesystem::exists(port.source));
+  // A device QEMU would have to open itself is refused, naming the way out.
+  EXPECT_THAT(hotplug_->AddDisk({.path = disk, .driver = "nvdimm"}),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("hypervisor_user = \"\"")));
 }
 
 TEST_F(HotplugVmTest, VcpusAndMemoryComeOnlineInTheGuest) {

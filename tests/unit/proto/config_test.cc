@@ -1,7 +1,11 @@
 #include "proto/config.h"
 
+#include <functional>
 #include <map>
+#include <utility>
+#include <vector>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/config_keys.h"
 
@@ -18,8 +22,8 @@ const std::map<std::string, std::string>& ExpectedDefaults() {
       {"hypervisor.qemu.image_loader", R"("/usr/local/share/runvm/image-loader.img")"},
       {"hypervisor.qemu.machine_type", R"("q35")"},
       {"hypervisor.qemu.accelerator", R"("auto")"},
-      {"hypervisor.qemu.seccompsandbox",
-       R"("on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny")"},
+      {"hypervisor.qemu.seccompsandbox", R"("on,obsolete=deny,spawn=deny,resourcecontrol=deny")"},
+      {"hypervisor.qemu.hypervisor_user", R"("runvm-qemu")"},
       {"hypervisor.qemu.enable_annotations", "[]"},
       {"hypervisor.qemu.valid_hypervisor_paths", R"(["/usr/bin/qemu-system-x86_64"])"},
       {"hypervisor.qemu.kernel_params", R"("")"},
@@ -236,7 +240,31 @@ TEST(Validate, NinePWithoutDaemonIsFine) {
   Config c;
   c.hypervisor.shared_fs = "virtio-9p";
   c.hypervisor.virtio_fs_daemon = "";
+  c.hypervisor.hypervisor_user = "";
   EXPECT_TRUE(c.Validate().empty());
+}
+
+TEST(Validate, AConfinedQemuRefusesWhatItWouldHaveToOpenItself) {
+  // docs/security.md: after -runas QEMU opens nothing privileged; these would need it to.
+  for (auto [key, change] : std::vector<std::pair<std::string, std::function<void(QemuConfig&)>>>{
+           {"shared_fs", [](QemuConfig& q) { q.shared_fs = "virtio-9p"; }},
+           {"enable_hugepages", [](QemuConfig& q) { q.enable_hugepages = true; }},
+           {"file_mem_backend", [](QemuConfig& q) { q.file_mem_backend = "/var/lib/mem"; }},
+           {"seccompsandbox", [](QemuConfig& q) { q.seccompsandbox += ",elevateprivileges=deny"; }},
+           {"hypervisor_user", [](QemuConfig& q) { q.hypervisor_user = "../root"; }}}) {
+    SCOPED_TRACE(key);
+    Config c;
+    change(c.hypervisor);
+    std::vector<Issue> issues = c.Validate();
+    ASSERT_EQ(issues.size(), 1u);
+    EXPECT_EQ(issues[0].key, "hypervisor.qemu." + key);
+    EXPECT_THAT(issues[0].message, ::testing::AnyOf(::testing::HasSubstr("hypervisor_user"),
+                                                    ::testing::HasSubstr("is not a user name")));
+    c.hypervisor.hypervisor_user = "";
+    if (key != "hypervisor_user") {
+      EXPECT_TRUE(c.Validate().empty()) << "fine with QEMU as root";
+    }
+  }
 }
 
 struct ClampCase {

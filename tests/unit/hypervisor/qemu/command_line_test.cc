@@ -68,10 +68,15 @@ const std::vector<Profile>& Profiles() {
          c.virtio_fs_cache_size = 512;
          c.kernel_params = "quiet=0 agent.log=debug";
        }},
-      {"virtio_9p", [](auto& c, auto&) { c.shared_fs = "virtio-9p"; }},
+      {"virtio_9p",
+       [](auto& c, auto&) {
+         c.shared_fs = "virtio-9p";
+         c.hypervisor_user = "";  // 9p has QEMU open the files: root (Validate)
+       }},
       {"hugepages",
        [](auto& c, auto&) {
          c.enable_hugepages = true;
+         c.hypervisor_user = "";  // memory hotplug makes files in /dev/hugepages: root
          c.enable_mem_prealloc = true;
          c.enable_vhost_user_store = true;
          c.shared_fs = "none";

@@ -47,6 +47,8 @@ class HotplugTest : public ::testing::Test {
     vm_.config.default_memory = 2048;
     vm_.config.memory_slots = 10;
     vm_.config.block_device_driver = "virtio-blk";
+    // QEMU as root: paths on the command line (hotplug_confined_test.cc has the fd paths).
+    vm_.config.hypervisor_user = "";
     vm_.max_memory_mib = 4096;
   }
   void TearDown() override {

@@ -1,5 +1,7 @@
 #include "runtime/config/loader.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "proto/config_codec.h"
@@ -66,12 +68,20 @@ TEST(ParseConfig, EveryKeyParses) {
     if (k.Path() == "hypervisor.qemu.image") extra = "initrd = \"\"\n";
     if (k.Path() == "hypervisor.qemu.enable_vhost_user_store") extra = "enable_hugepages = true\n";
     if (k.Path() == "runtime.disable_new_netns") extra = "internetworking_model = \"none\"\n";
+    // What a QEMU running as hypervisor_user cannot do needs it to stay root.
+    for (const char* root_only :
+         {"hypervisor.qemu.shared_fs", "hypervisor.qemu.enable_hugepages",
+          "hypervisor.qemu.file_mem_backend", "hypervisor.qemu.enable_vhost_user_store"}) {
+      if (k.Path() == root_only) absl::StrAppend(&extra, "hypervisor_user = \"\"\n");
+    }
+    if (k.Path() == "hypervisor.qemu.hypervisor_user") v = std::string("qemu-other");
     std::string text =
         absl::StrCat("[", k.table, "]\n", extra, k.name, " = ", config::RenderTomlValue(v), "\n");
     ASSERT_OK_AND_ASSIGN(LoadedConfig lc, ParseConfig(text, "t.toml", kHost));
     EXPECT_EQ(k.get(lc.config), v);
     EXPECT_EQ(lc.positions[k.Path()].ToString(),
-              absl::StrCat("t.toml:", extra.empty() ? 2 : 3, ":", k.name.size() + 4));
+              absl::StrCat("t.toml:", 2 + std::count(extra.begin(), extra.end(), '\n'), ":",
+                           k.name.size() + 4));
   }
 }
 
@@ -284,7 +294,8 @@ TEST(CheckConfigFiles, VirtiofsdOnlyCheckedForVirtioFs) {
   TempDir dir;
   std::string k = dir.Write("k", "x");
   std::string text = absl::StrCat("[hypervisor.qemu]\nkernel = \"", k, "\"\ninitrd = \"", k,
-                                  "\"\nshared_fs = \"virtio-9p\"\nvirtio_fs_daemon = \"/nope\"\n");
+                                  "\"\nshared_fs = \"virtio-9p\"\nvirtio_fs_daemon = \"/nope\"\n"
+                                  "hypervisor_user = \"\"\n");
   ASSERT_OK_AND_ASSIGN(LoadedConfig lc, ParseConfig(text, "c.toml", kHost));
   EXPECT_TRUE(CheckConfigFiles(lc).empty());
   lc.config.hypervisor.shared_fs = "virtio-fs";
