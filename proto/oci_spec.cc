@@ -138,6 +138,7 @@ absl::Status Get(const Json& j, const std::string& p, Process* pr) {
   RETURN_IF_ERROR(Field(j, p, "capabilities", &pr->capabilities));
   RETURN_IF_ERROR(Field(j, p, "rlimits", &pr->rlimits));
   RETURN_IF_ERROR(Field(j, p, "noNewPrivileges", &pr->no_new_privileges));
+  RETURN_IF_ERROR(Field(j, p, "selinuxLabel", &pr->selinux_label));
   return Field(j, p, "oomScoreAdj", &pr->oom_score_adj);
 }
 absl::Status Get(const Json& j, const std::string& p, Root* r) {
@@ -186,6 +187,7 @@ absl::Status Get(const Json& j, const std::string& p, Linux* l) {
   RETURN_IF_ERROR(Field(j, p, "seccomp", &l->seccomp));
   RETURN_IF_ERROR(Field(j, p, "maskedPaths", &l->masked_paths));
   RETURN_IF_ERROR(Field(j, p, "readonlyPaths", &l->readonly_paths));
+  RETURN_IF_ERROR(Field(j, p, "mountLabel", &l->mount_label));
   return Field(j, p, "sysctl", &l->sysctl);
 }
 
@@ -340,6 +342,7 @@ std::string SpecToJson(const Spec& s, int indent) {
   }
   p["noNewPrivileges"] = s.process.no_new_privileges;
   if (s.process.oom_score_adj) p["oomScoreAdj"] = *s.process.oom_score_adj;
+  if (!s.process.selinux_label.empty()) p["selinuxLabel"] = s.process.selinux_label;
   j["root"] = {{"path", s.root.path}, {"readonly", s.root.readonly}};
   j["hostname"] = s.hostname;
   j["mounts"] = nlohmann::ordered_json::array();
@@ -361,6 +364,7 @@ std::string SpecToJson(const Spec& s, int indent) {
   if (!s.linux.masked_paths.empty()) l["maskedPaths"] = s.linux.masked_paths;
   if (!s.linux.readonly_paths.empty()) l["readonlyPaths"] = s.linux.readonly_paths;
   if (!s.linux.sysctl.empty()) l["sysctl"] = s.linux.sysctl;
+  if (!s.linux.mount_label.empty()) l["mountLabel"] = s.linux.mount_label;
   if (const std::optional<Seccomp>& sc = s.linux.seccomp) {
     nlohmann::ordered_json sj = {{"defaultAction", sc->default_action},
                                  {"architectures", sc->architectures}};

@@ -47,6 +47,7 @@ struct Process {
   std::vector<Rlimit> rlimits;
   bool no_new_privileges = false;
   std::optional<int> oom_score_adj;
+  std::string selinux_label;  // parsed so that it is never silently dropped (not applied)
 };
 
 struct Root {
@@ -127,6 +128,7 @@ struct Linux {
   std::vector<std::string> masked_paths;
   std::vector<std::string> readonly_paths;
   std::map<std::string, std::string> sysctl;
+  std::string mount_label;  // parsed so that it is never silently dropped (not applied)
 };
 
 struct Spec {

@@ -72,6 +72,14 @@ absl::StatusOr<Prepared> PrepareBundle(const CreateRequest& req, bool systemd_cg
     }
     m.source = resolved;
   }
+  // SELinux labels are not applied (docs/security.md): said, never silently dropped.
+  for (const auto& [field, label] :
+       {std::pair{"process.selinuxLabel", &p.spec.process.selinux_label},
+        std::pair{"linux.mountLabel", &p.spec.linux.mount_label}}) {
+    if (label->empty()) continue;
+    LogWarning(absl::StrCat("container ", req.id, ": ", field, " \"", *label,
+                            "\" is not applied: runvm does not implement SELinux labels"));
+  }
   ASSIGN_OR_RETURN(p.role, PodRoleOf(req.id, p.spec.annotations));
   ASSIGN_OR_RETURN(p.cgroups_path, ResolveCgroupsPath(p.spec.linux.cgroups_path, systemd_cgroup));
   if (p.role.kind != PodRole::kMember) {

@@ -90,15 +90,19 @@ std::map<std::string, std::string> Snapshot(const std::string& dir) {
 
 class SecurityTest : public PodTest {
  protected:
-  // The host's mount points, but those below this test's directory (its root, the VMs' run
-  // directories, the bundles): what a hostile guest must not change.
-  std::multiset<std::string> HostMounts() {
+  // The host's mount points but the tests' own (this test's root, its VMs' run directories and
+  // bundles, and any other test's directory), those below `watched` included: what a hostile
+  // guest must not change.
+  std::multiset<std::string> HostMounts(const std::string& watched) {
     std::multiset<std::string> points;
     absl::StatusOr<std::string> info = ReadFile("/proc/self/mountinfo", 8 << 20);
     EXPECT_THAT(info, IsOk());
+    const std::string tests = dir_.path().substr(0, dir_.path().rfind('.') + 1);
     for (absl::string_view line : absl::StrSplit(info.value_or(""), '\n', absl::SkipEmpty())) {
       std::vector<std::string> f = absl::StrSplit(line, ' ');
-      if (f.size() > 4 && !absl::StartsWith(f[4], dir_.path())) points.insert(f[4]);
+      if (f.size() <= 4) continue;
+      if (absl::StartsWith(f[4], tests) && !absl::StartsWith(f[4], watched)) continue;
+      points.insert(f[4]);
     }
     return points;
   }
@@ -116,7 +120,7 @@ TEST_F(SecurityTest, SymlinksAGuestPlantsInTheSharedDirectoryAreNeverFollowedByT
   sandbox.Save();
   ASSERT_NO_FATAL_FAILURE(Start(sandbox, sb));
   const std::map<std::string, std::string> files_before = Snapshot(victims.path());
-  const std::multiset<std::string> mounts_before = HostMounts();
+  const std::multiset<std::string> mounts_before = HostMounts(victims.path());
 
   // Each member has a directory volume and a file volume after the default mounts.
   auto member = [&](const std::string& id) {
@@ -158,7 +162,7 @@ TEST_F(SecurityTest, SymlinksAGuestPlantsInTheSharedDirectoryAreNeverFollowedByT
   EXPECT_EQ(ReadFile(volumes.path() + "/dir/x").value_or(""), "from-c1\n");
   EngineIo created = Create({"create", "--bundle", two.path, c2});
   ASSERT_EQ(created.create.code, 0) << ReadFile(log_).value_or("");
-  for (const std::string& point : HostMounts()) {
+  for (const std::string& point : HostMounts(victims.path())) {
     EXPECT_FALSE(absl::StartsWith(point, victims.path())) << "mounted over a host path: " << point;
   }
   CommandResult removed = Runvm({"delete", "--force", c1});
@@ -167,12 +171,14 @@ TEST_F(SecurityTest, SymlinksAGuestPlantsInTheSharedDirectoryAreNeverFollowedByT
   EXPECT_EQ(removed.code, 0) << removed.err;
 
   EXPECT_EQ(Snapshot(victims.path()), files_before) << "a host file changed";
-  EXPECT_EQ(HostMounts(), mounts_before) << "the host's mount table changed";
+  EXPECT_EQ(HostMounts(victims.path()), mounts_before) << "the host's mount table changed";
 }
 
 TEST_F(SecurityTest, ASpecWithoutCapabilitiesGivesNone) {
   bundle_.spec.process.capabilities.reset();
   bundle_.spec.process.args = {"grep", "^Cap", "/proc/self/status"};
+  // An SELinux label is not applied, and says so.
+  bundle_.spec.process.selinux_label = "system_u:system_r:container_t:s0:c1,c2";
   bundle_.Save();
   const std::string id = NewId();
   CommandResult r = Runvm({"run", "--bundle", bundle_.path, id});
@@ -180,6 +186,9 @@ TEST_F(SecurityTest, ASpecWithoutCapabilitiesGivesNone) {
   for (const char* set : {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"}) {
     EXPECT_THAT(r.out, HasSubstr(absl::StrCat(set, ":\t0000000000000000"))) << r.out;
   }
+  EXPECT_THAT(ReadFile(log_).value_or(""),
+              HasSubstr("process.selinuxLabel \\\"system_u:system_r:container_t:s0:c1,c2\\\" is "
+                        "not applied"));
 }
 
 TEST_F(SecurityTest, TheChrootEscapeStaysInTheContainer) {

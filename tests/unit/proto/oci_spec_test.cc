@@ -62,6 +62,20 @@ TEST(OciSpec, FieldsAnEngineAddsAreTolerated) {
   EXPECT_EQ(s.annotations.at("io.kubernetes.cri.container-type"), "sandbox");
 }
 
+TEST(OciSpec, SelinuxLabelsAreReadAndKept) {
+  // Not applied (docs/security.md), but never silently dropped: create warns about them.
+  ASSERT_OK_AND_ASSIGN(Spec s,
+                       ParseSpec(R"({"ociVersion": "1.1.0", "process": {"args": ["sh"], "cwd": "/",
+                           "selinuxLabel": "system_u:system_r:container_t:s0:c1,c2"},
+                           "root": {"path": "rootfs"},
+                           "linux": {"mountLabel": "system_u:object_r:container_file_t:s0"}})"));
+  EXPECT_EQ(s.process.selinux_label, "system_u:system_r:container_t:s0:c1,c2");
+  EXPECT_EQ(s.linux.mount_label, "system_u:object_r:container_file_t:s0");
+  ASSERT_OK_AND_ASSIGN(Spec again, ParseSpec(SpecToJson(s)));
+  EXPECT_EQ(again.process.selinux_label, s.process.selinux_label);
+  EXPECT_EQ(again.linux.mount_label, s.linux.mount_label);
+}
+
 TEST(OciSpec, WrongKindsNameTheField) {
   EXPECT_THAT(ParseSpec(R"({"process": {"user": {"uid": "root"}}})"),
               StatusIs(absl::StatusCode::kInvalidArgument,
