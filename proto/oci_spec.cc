@@ -71,6 +71,7 @@ absl::Status Get(const Json& j, const std::string& p, Linux* l);
 absl::Status Get(const Json& j, const std::string& p, CpuResources* c);
 absl::Status Get(const Json& j, const std::string& p, MemoryResources* m);
 absl::Status Get(const Json& j, const std::string& p, PidsResources* r);
+absl::Status Get(const Json& j, const std::string& p, DeviceRule* r);
 absl::Status Get(const Json& j, const std::string& p, Resources* r);
 
 template <typename T>
@@ -209,8 +210,34 @@ absl::Status Get(const Json& j, const std::string& p, PidsResources* r) {
   if (!j.is_object()) return Wrong(p, "an object", j);
   return Field(j, p, "limit", &r->limit);
 }
+absl::Status Get(const Json& j, const std::string& p, DeviceRule* r) {
+  if (!j.is_object()) return Wrong(p, "an object", j);
+  RETURN_IF_ERROR(Field(j, p, "allow", &r->allow));
+  RETURN_IF_ERROR(Field(j, p, "type", &r->type));
+  RETURN_IF_ERROR(Field(j, p, "major", &r->major));
+  RETURN_IF_ERROR(Field(j, p, "minor", &r->minor));
+  RETURN_IF_ERROR(Field(j, p, "access", &r->access));
+  if (r->type.empty()) r->type = "a";
+  if (r->access.empty()) r->access = "rwm";
+  if (r->type != "a" && r->type != "c" && r->type != "b") {
+    return absl::InvalidArgumentError(
+        absl::StrCat(p, ".type: \"", r->type, "\" is not one of a, c, b"));
+  }
+  if (r->access.find_first_not_of("rwm") != std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(p, ".access: \"", r->access, "\" is not made of r, w, m"));
+  }
+  for (auto [name, v] : {std::pair{"major", &r->major}, std::pair{"minor", &r->minor}}) {
+    if (*v && (**v < -1 || **v > 0xffffffffll)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(p, ".", name, ": ", **v, " is no device number"));
+    }
+  }
+  return absl::OkStatus();
+}
 absl::Status Get(const Json& j, const std::string& p, Resources* r) {
   if (!j.is_object()) return Wrong(p, "an object", j);
+  RETURN_IF_ERROR(Field(j, p, "devices", &r->devices));
   RETURN_IF_ERROR(Field(j, p, "cpu", &r->cpu));
   RETURN_IF_ERROR(Field(j, p, "memory", &r->memory));
   RETURN_IF_ERROR(Field(j, p, "pids", &r->pids));
@@ -234,6 +261,16 @@ nlohmann::ordered_json ResourcesJson(const Resources& r) {
     if (r.memory->swap) m["swap"] = *r.memory->swap;
   }
   if (r.pids) j["pids"] = {{"limit", r.pids->limit}};
+  if (!r.devices.empty()) {
+    auto& d = j["devices"] = nlohmann::ordered_json::array();
+    for (const DeviceRule& rule : r.devices) {
+      nlohmann::ordered_json rj = {
+          {"allow", rule.allow}, {"type", rule.type}, {"access", rule.access}};
+      if (rule.major) rj["major"] = *rule.major;
+      if (rule.minor) rj["minor"] = *rule.minor;
+      d.push_back(std::move(rj));
+    }
+  }
   return j;
 }
 

@@ -105,10 +105,20 @@ struct MemoryResources {
 struct PidsResources {
   int64_t limit = 0;  // <= 0: no limit
 };
+// linux.resources.devices: one rule of the container's device allowlist (the agent adds runc's
+// default devices after the spec's, and the last rule that matches decides).
+struct DeviceRule {
+  bool allow = false;
+  std::string type = "a";        // "a" (any), "c" or "b"
+  std::optional<int64_t> major;  // absent or -1: any
+  std::optional<int64_t> minor;
+  std::string access = "rwm";  // some of r, w, m
+};
 struct Resources {
   std::optional<CpuResources> cpu;
   std::optional<MemoryResources> memory;
   std::optional<PidsResources> pids;
+  std::vector<DeviceRule> devices;  // set at create only (update leaves them)
 
   // `update` over these: the fields `update` names replace these ones.
   void Merge(const Resources& update);

@@ -72,6 +72,11 @@ absl::StatusOr<oci::Resources> UpdateResources(const UpdateFlags& c) {
     }
     absl::StatusOr<oci::Resources> parsed = oci::ParseResources(text);
     if (!parsed.ok()) return Annotate(parsed.status(), "--resources");
+    if (!parsed->devices.empty()) {
+      return absl::InvalidArgumentError(
+          "--resources: devices: a running container's device rules are not changed (set "
+          "them in config.json at create)");
+    }
     r = *std::move(parsed);
   }
   auto flag = [&](const char* name) -> const std::string& { return c.values.at(name); };

@@ -238,6 +238,9 @@ TEST_F(PodTest, BadInputIsRefusedClearlyAndChangesNothing) {
   EXPECT_EQ(Exec(c1, "cat /sys/fs/cgroup/cpu.max").out, "max 100000\n");
   EXPECT_THAT(Runvm({"update", "--memory", "lots", c1}).err, HasSubstr("--memory \"lots\""));
   EXPECT_THAT(Runvm({"update", "--kernel-memory", "1m", c1}).err, HasSubstr("not supported"));
+  const std::string device_rules = R"({"devices": [{"allow": true, "access": "rwm"}]})";
+  EXPECT_THAT(Runvm({"update", "--resources", "-", c1}, &device_rules).err,
+              HasSubstr("device rules are not changed"));
 
   // A container naming a sandbox that does not exist.
   const std::string orphan = PodId("orphan");

@@ -76,6 +76,26 @@ TEST(OciSpec, SelinuxLabelsAreReadAndKept) {
   EXPECT_EQ(again.linux.mount_label, s.linux.mount_label);
 }
 
+TEST(OciResources, DeviceRulesAreReadKeptAndChecked) {
+  ASSERT_OK_AND_ASSIGN(Resources r,
+                       ParseResources(R"({"devices": [{"allow": false, "access": "rwm"},
+                                     {"allow": true, "type": "c", "major": 1, "minor": 3,
+                                      "access": "rw"},
+                                     {"allow": true, "type": "b", "major": -1, "access": "m"}]})"));
+  ASSERT_EQ(r.devices.size(), 3u);
+  EXPECT_EQ(r.devices[0].type, "a");
+  EXPECT_FALSE(r.devices[0].allow);
+  EXPECT_EQ(r.devices[1].minor, 3);
+  EXPECT_EQ(r.devices[2].major, -1);
+  ASSERT_OK_AND_ASSIGN(Resources again, ParseResources(ResourcesToJson(r)));
+  EXPECT_EQ(again.devices.size(), 3u);
+  EXPECT_EQ(again.devices[1].access, "rw");
+  EXPECT_THAT(ParseResources(R"({"devices": [{"type": "x"}]})").status().message(),
+              HasSubstr("devices[0].type: \"x\" is not one of a, c, b"));
+  EXPECT_THAT(ParseResources(R"({"devices": [{"access": "rwx"}]})").status().message(),
+              HasSubstr("is not made of r, w, m"));
+}
+
 TEST(OciSpec, WrongKindsNameTheField) {
   EXPECT_THAT(ParseSpec(R"({"process": {"user": {"uid": "root"}}})"),
               StatusIs(absl::StatusCode::kInvalidArgument,
