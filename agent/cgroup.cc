@@ -16,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "agent/devices.h"
 #include "base/file.h"
 #include "base/status.h"
 
@@ -124,6 +125,11 @@ absl::StatusOr<Fd> GuestCgroups::Create(const std::string& id, const oci::Resour
     absl::Status st = ErrnoError("open " + dir);
     ::rmdir(dir.c_str());
     return st;
+  }
+  // Before anything is born in it: the device allowlist (agent/devices.h).
+  if (absl::Status st = AttachDeviceFilter(fd.get(), r.devices); !st.ok()) {
+    ::rmdir(dir.c_str());
+    return Annotate(st, "container " + id);
   }
   return fd;
 }
