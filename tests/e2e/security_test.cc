@@ -1,9 +1,10 @@
 // The security boundary end to end (docs/security.md): a container that is root with every
 // capability in its VM plants symlinks at every name the host will create in the shared
 // directory; a spec without capabilities gets none; the classic chroot escape stays in the
-// container; mount destinations through the image's symlinks and ".." stay in the rootfs;
+// container; a device node made with CAP_MKNOD cannot be opened; mount destinations through
+// the image's symlinks and ".." stay in the rootfs;
 // relative bind sources are the bundle's and may not leave it; the state is 0700/0600 under any
-// umask; every verb returns from an agent that never answers, and delete --force converges.
+// umask; every verb returns from a hostile agent (four kinds), and delete --force converges.
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -11,8 +12,11 @@
 #include <atomic>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <set>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "proto/agent_protocol.h"
 #include "tests/e2e/pod_fixture.h"
@@ -206,6 +210,24 @@ TEST_F(SecurityTest, TheChrootEscapeStaysInTheContainer) {
   EXPECT_EQ(r.out, "confined\n") << r.err;
 }
 
+TEST_F(SecurityTest, ADeviceNodeMadeWithCapMknodCannotBeOpened) {
+  // agent/devices.h: a container with every capability makes the guest's serial console
+  // (ttyS0, c 4:64, which no container should reach): made, but opening it is refused by its
+  // cgroup's device program; the default devices stay usable.
+  GrantAll(bundle_);
+  bundle_.spec.root.readonly = false;
+  bundle_.spec.process.args = {
+      "sh", "-c",
+      "busybox mknod /tmp/serial c 4 64 && echo made; echo hi > /tmp/serial && echo opened;"
+      " echo x > /dev/null && echo null-works"};
+  bundle_.Save();
+  const std::string id = NewId();
+  CommandResult r = Runvm({"run", "--bundle", bundle_.path, id});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "made\nnull-works\n") << r.err;
+  EXPECT_THAT(r.err, HasSubstr("Operation not permitted"));
+}
+
 TEST_F(SecurityTest, MountDestinationsAndRelativeSourcesStayInsideTheirRoots) {
   // The image's /evil points at the guest's root; a destination through it, or climbing with
   // "..", lands inside the rootfs, where the container sees it.
@@ -273,19 +295,43 @@ TEST_F(SecurityTest, UnderUmaskZeroTheStateIsTheCallersAlone) {
   EXPECT_GT(checked, 10);
 }
 
-// A hostile guest's agent: takes the sandbox's agent socket and, to every connection, streams
-// frames meant for someone else without end (the old client waited on it for ever).
-class EndlessAgent {
+// What a hostile guest's agent does to every connection (the four of AgentClientHostile).
+enum class Hostility { kEndlessFrames, kHugeLength, kStallMidFrame, kNeverAccepts };
+
+std::string HostilityName(Hostility h) {
+  switch (h) {
+    case Hostility::kEndlessFrames:
+      return "frames for someone else, without end";
+    case Hostility::kHugeLength:
+      return "a 2 GiB length";
+    case Hostility::kStallMidFrame:
+      return "half a frame, then nothing";
+    case Hostility::kNeverAccepts:
+      return "a listener that never accepts";
+  }
+  return "?";
+}
+
+// Takes a sandbox's agent socket over and behaves as `how` says until destroyed.
+class HostileAgent {
  public:
-  explicit EndlessAgent(const std::string& socket) {
+  HostileAgent(const std::string& socket, Hostility how) : how_(how) {
     ::unlink(socket.c_str());
-    absl::StatusOr<Fd> listener = ListenUnix(socket);
+    absl::StatusOr<Fd> listener = ListenUnix(socket, how == Hostility::kNeverAccepts ? 0 : 16);
     EXPECT_THAT(listener, IsOk());
     if (!listener.ok()) return;
     listener_ = *std::move(listener);
+    if (how == Hostility::kNeverAccepts) {
+      for (int i = 0; i < 64; ++i) {  // the backlog, full
+        absl::StatusOr<Fd> c = ConnectUnix(socket, absl::Now());
+        if (!c.ok()) break;
+        queued_.push_back(*std::move(c));
+      }
+      return;
+    }
     thread_ = std::thread([this] { Serve(); });
   }
-  ~EndlessAgent() {
+  ~HostileAgent() {
     stop_ = true;
     if (thread_.joinable()) thread_.join();
   }
@@ -294,60 +340,103 @@ class EndlessAgent {
   void Serve() {
     const std::string frame = agent_proto::EncodeFrame(
         {.type = agent_proto::kHello, .id = 987654321, .fields = Json::object()});
+    const std::string once = how_ == Hostility::kHugeLength
+                                 ? std::string("RVA1\x80\x00\x00\x00", 8)
+                                 : std::string("RVA1\x00\x00\x00\x40{\"type\":", 17);
     std::vector<Fd> clients;
     while (!stop_) {
       pollfd p{listener_.get(), POLLIN, 0};
-      if (::poll(&p, 1, 20) == 1)
-        clients.emplace_back(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+      if (::poll(&p, 1, 20) == 1) {
+        Fd c(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        if (c.valid() && how_ != Hostility::kEndlessFrames) {
+          (void)::send(c.get(), once.data(), once.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        }
+        clients.push_back(std::move(c));
+      }
+      if (how_ != Hostility::kEndlessFrames) continue;
       for (const Fd& c : clients) {
-        if (c.valid())
+        if (c.valid()) {
           (void)::send(c.get(), frame.data(), frame.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+        }
       }
     }
   }
 
+  const Hostility how_;
   Fd listener_;
+  std::vector<Fd> queued_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
 
-TEST_F(SecurityTest, EveryVerbReturnsAtItsDeadlineFromAnAgentThatNeverAnswersAndForceConverges) {
-  const std::string sb = PodId("sandbox"), c1 = PodId("c1");
-  ASSERT_NO_FATAL_FAILURE(Start(PodBundle(sb, "sandbox", sb, {"sleep", "100000"}), sb));
-  ASSERT_NO_FATAL_FAILURE(Start(PodBundle(c1, "container", sb, {"sleep", "100000"}), c1));
-  ASSERT_OK_AND_ASSIGN(std::string record, ReadFile(root_ + "/" + sb + "/sandbox.json"));
-  const std::string run_dir =
-      Json::parse(record).value("data", Json::object()).value("run_dir", "");
-  ASSERT_FALSE(run_dir.empty());
-  {
-    EndlessAgent agent(run_dir + "/agent.sock");
-    // Each returns by itself (RunCommand would kill it after 120 s: code -1), failing, and names
-    // the sandbox whose guest did not answer.
-    for (const std::vector<std::string>& verb :
-         std::vector<std::vector<std::string>>{{"kill", c1, "KILL"},
-                                               {"exec", c1, "true"},
-                                               {"ps", c1},
-                                               {"pause", c1},
-                                               {"update", "--memory", "268435456", c1},
-                                               {"events", "--stats", c1}}) {
-      SCOPED_TRACE(verb[0]);
-      CommandResult r = Runvm(verb);
-      EXPECT_NE(r.code, -1) << "still waiting";
-      EXPECT_NE(r.code, 0);
-      EXPECT_THAT(r.err, HasSubstr("sandbox " + sb)) << r.err;
-    }
-    // delete of a running container refuses without asking the guest; delete --force goes on
-    // past the guest's silence, saying so.
-    CommandResult r = Runvm({"delete", c1});
-    EXPECT_NE(r.code, -1);
-    EXPECT_THAT(r.err, HasSubstr("not stopped")) << r.err;
-    r = Runvm({"--debug", "delete", "--force", c1});
-    EXPECT_EQ(r.code, 0) << r.err;
-    EXPECT_THAT(ReadFile(log_).value_or(""), HasSubstr("going on"));
-    EXPECT_FALSE(std::filesystem::exists(root_ + "/" + c1));
+TEST_F(SecurityTest, EveryVerbReturnsAtItsDeadlineFromAHostileAgentAndForceConverges) {
+  // One pod per kind of hostility, run side by side (each verb waits out its 30 s deadline).
+  const std::vector<Hostility> kinds = {Hostility::kEndlessFrames, Hostility::kHugeLength,
+                                        Hostility::kStallMidFrame, Hostility::kNeverAccepts};
+  struct Pod {
+    std::string sandbox, member, agent_socket;
+    std::vector<std::pair<std::string, CommandResult>> results;
+  };
+  std::vector<Pod> pods;
+  for (size_t i = 0; i < kinds.size(); ++i) {
+    Pod pod{.sandbox = PodId(absl::StrCat("sandbox", i)), .member = PodId(absl::StrCat("c", i))};
+    ASSERT_NO_FATAL_FAILURE(
+        Start(PodBundle(pod.sandbox, "sandbox", pod.sandbox, {"sleep", "100000"}), pod.sandbox));
+    ASSERT_NO_FATAL_FAILURE(
+        Start(PodBundle(pod.member, "container", pod.sandbox, {"sleep", "100000"}), pod.member));
+    ASSERT_OK_AND_ASSIGN(std::string record, ReadFile(root_ + "/" + pod.sandbox + "/sandbox.json"));
+    pod.agent_socket =
+        Json::parse(record).value("data", Json::object()).value("run_dir", "") + "/agent.sock";
+    pods.push_back(std::move(pod));
   }
-  CommandResult r = Runvm({"delete", "--force", sb});
-  EXPECT_EQ(r.code, 0) << r.err;
+  {
+    std::vector<std::unique_ptr<HostileAgent>> agents;
+    for (size_t i = 0; i < kinds.size(); ++i) {
+      agents.push_back(std::make_unique<HostileAgent>(pods[i].agent_socket, kinds[i]));
+    }
+    std::vector<std::thread> drivers;
+    for (Pod& pod : pods) {
+      drivers.emplace_back([this, &pod] {
+        const std::string& c = pod.member;
+        for (const std::vector<std::string>& verb :
+             std::vector<std::vector<std::string>>{{"kill", c, "KILL"},
+                                                   {"exec", c, "true"},
+                                                   {"ps", c},
+                                                   {"pause", c},
+                                                   {"update", "--memory", "268435456", c},
+                                                   {"events", "--stats", c},
+                                                   {"delete", c},
+                                                   {"delete", "--force", c}}) {
+          pod.results.emplace_back(absl::StrJoin(verb, " "), Runvm(verb));
+        }
+      });
+    }
+    for (std::thread& t : drivers) t.join();
+  }
+  for (size_t i = 0; i < kinds.size(); ++i) {
+    SCOPED_TRACE(HostilityName(kinds[i]));
+    for (const auto& [verb, r] : pods[i].results) {
+      SCOPED_TRACE(verb);
+      // Each returned by itself (RunCommand kills it after 120 s: code -1).
+      EXPECT_NE(r.code, -1) << "still waiting";
+      if (absl::StartsWith(verb, "delete --force")) {
+        // Goes on past the guest's silence, saying so.
+        EXPECT_EQ(r.code, 0) << r.err;
+      } else if (absl::StartsWith(verb, "delete")) {
+        // A running container: refused without asking the guest.
+        EXPECT_THAT(r.err, HasSubstr("not stopped")) << r.err;
+      } else {
+        EXPECT_NE(r.code, 0);
+        EXPECT_THAT(r.err, HasSubstr("sandbox " + pods[i].sandbox)) << r.err;
+      }
+    }
+    EXPECT_FALSE(std::filesystem::exists(root_ + "/" + pods[i].member));
+  }
+  EXPECT_THAT(ReadFile(log_).value_or(""), HasSubstr("going on"));
+  for (const Pod& pod : pods) {
+    CommandResult r = Runvm({"delete", "--force", pod.sandbox});
+    EXPECT_EQ(r.code, 0) << r.err;
+  }
   ExpectPodGone();
 }
 
