@@ -97,6 +97,9 @@ std::vector<bpf_insn> DeviceProgram(const std::vector<oci::DeviceRule>& rules) {
     block.push_back(Insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0));
     for (size_t at : skips) block[at].off = static_cast<int16_t>(block.size() - at - 1);
     prog.insert(prog.end(), block.begin(), block.end());
+    // A rule that matches everything decides for everything left: the verifier refuses code
+    // that cannot be reached.
+    if (skips.empty()) return prog;
   }
   prog.push_back(Insn(BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0));
   prog.push_back(Insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0));

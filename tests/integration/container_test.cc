@@ -559,6 +559,22 @@ TEST_F(CgroupContainerTest, TheContainerIsBornInItsCgroupWhichIsItsCgroupNamespa
   EXPECT_NE(::access((root_ + "/c-c1").c_str(), F_OK), 0) << "removed with the container";
 }
 
+// The device rules engines write (deny everything first, then some allowed): the program the
+// agent builds from them passes the kernel's verifier (a rule matching everything ends it: code
+// after it would be unreachable, which the verifier refuses) and the container is created.
+TEST_F(CgroupContainerTest, TheDeviceRulesEnginesWriteLoad) {
+  oci::Resources r;
+  r.devices = {{.allow = false, .access = "rwm"},
+               {.allow = true, .type = "c", .major = 1, .minor = 3, .access = "rwm"},
+               {.allow = false, .access = "rwm"}};
+  spec_.linux.resources = r;
+  agent_proto::Message m = Create("echo x > /dev/null && echo ok");
+  ASSERT_EQ(m.type, agent_proto::kCreateContainer) << m.fields.dump();
+  EXPECT_EQ(Ref(agent_proto::kStartContainer).type, agent_proto::kStartContainer);
+  EXPECT_EQ(ReadUntilExit().out, "ok\n");
+  EXPECT_EQ(Ref(agent_proto::kDestroy).type, agent_proto::kDestroy);
+}
+
 // containerd on a cgroup v1 host writes no cgroup namespace into the spec; in the guest (v2)
 // the container still gets one rooted at its cgroup, and an exec joins it.
 TEST_F(CgroupContainerTest, WithoutACgroupNamespaceInTheSpecTheContainerStillGetsItsOwn) {
