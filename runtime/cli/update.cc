@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/file.h"
+#include "base/log.h"
 #include "base/status.h"
 #include "runtime/cli/verb.h"
 
@@ -73,9 +74,11 @@ absl::StatusOr<oci::Resources> UpdateResources(const UpdateFlags& c) {
     absl::StatusOr<oci::Resources> parsed = oci::ParseResources(text);
     if (!parsed.ok()) return Annotate(parsed.status(), "--resources");
     if (!parsed->devices.empty()) {
-      return absl::InvalidArgumentError(
-          "--resources: devices: a running container's device rules are not changed (set "
-          "them in config.json at create)");
+      // containerd's CRI plugin sends the create-time rules back with every update; runc leaves
+      // them too. Said, not silently dropped.
+      LogWarning(
+          "--resources: devices: a running container's device rules are not changed (the ones "
+          "from config.json at create stay)");
     }
     r = *std::move(parsed);
   }
